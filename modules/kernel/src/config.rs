@@ -1,0 +1,218 @@
+//! Typed configuration, read from Rocket's figment (Rocket.toml profiles + `ROCKET_*` env).
+//!
+//! Every key has a default, so an empty Rocket.toml runs. A value of the wrong type, an unknown
+//! key inside one of our tables, or a value out of range stops the start with a message that
+//! names the key.
+
+use std::fmt;
+
+use rocket::figment::{self, Figment};
+use serde::Deserialize;
+
+/// The kernel's share of the configuration. Modules read their own keys; the kernel reads only
+/// what it owns (DESIGN.md §3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Base of every link Stride writes (emails); never taken from the request's Host.
+    pub public_url: String,
+    pub tokens: TokenConfig,
+    pub pictures: PictureConfig,
+    pub passwords: PasswordConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Lifetime of a session token, in seconds.
+    pub session_ttl: u64,
+    /// Lifetime of a password reset token, in seconds.
+    pub reset_ttl: u64,
+    /// Hex Ed25519 private key. When absent, one is generated once and kept in the database,
+    /// so every instance on that database shares it.
+    pub private_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PictureConfig {
+    /// Initial value of the run-time setting `max_single_file_size`, in bytes.
+    pub max_size: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordConfig {
+    pub min_length: usize,
+}
+
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8000";
+/// Passwords longer than this are refused before any hashing: argon2 on a megabyte is a
+/// denial of service, and NIST SP 800-63B asks for at least 64.
+pub const MAX_PASSWORD_LENGTH: usize = 128;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            public_url: DEFAULT_PUBLIC_URL.into(),
+            tokens: TokenConfig::default(),
+            pictures: PictureConfig::default(),
+            passwords: PasswordConfig::default(),
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            session_ttl: 30 * 24 * 3600,
+            reset_ttl: 3600,
+            private_key: None,
+        }
+    }
+}
+
+impl Default for PictureConfig {
+    fn default() -> Self {
+        PictureConfig {
+            max_size: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        PasswordConfig { min_length: 8 }
+    }
+}
+
+/// A configuration that cannot run, with the key at fault.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        // figment's own messages already name the key and where its value came from.
+        let all: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
+        ConfigError(all.join("; "))
+    }
+}
+
+fn invalid(key: &str, why: &str) -> ConfigError {
+    ConfigError(format!("{key}: {why}"))
+}
+
+impl Config {
+    pub fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
+        let mut config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        let url = self.public_url.trim_end_matches('/');
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(|| invalid("public_url", "must start with http:// or https://"))?;
+        if rest.is_empty() || rest.contains(char::is_whitespace) {
+            return Err(invalid("public_url", "must name a host, without spaces"));
+        }
+        self.public_url = url.to_owned();
+
+        if self.tokens.session_ttl == 0 {
+            return Err(invalid("tokens.session_ttl", "must be at least 1 second"));
+        }
+        if self.tokens.reset_ttl == 0 {
+            return Err(invalid("tokens.reset_ttl", "must be at least 1 second"));
+        }
+        if let Some(key) = &self.tokens.private_key {
+            if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "tokens.private_key",
+                    "must be 64 hexadecimal characters (an Ed25519 private key)",
+                ));
+            }
+        }
+        if self.pictures.max_size == 0 {
+            return Err(invalid("pictures.max_size", "must be at least 1 byte"));
+        }
+        if !(1..=MAX_PASSWORD_LENGTH).contains(&self.passwords.min_length) {
+            return Err(invalid(
+                "passwords.min_length",
+                &format!("must be between 1 and {MAX_PASSWORD_LENGTH}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a module's switch, `modules.<name>` (on unless set to false).
+pub fn module_enabled(figment: &Figment, name: &str) -> Result<bool, ConfigError> {
+    let key = format!("modules.{name}");
+    match figment.extract_inner::<bool>(&key) {
+        Ok(on) => Ok(on),
+        Err(e) if e.missing() => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rocket::figment::providers::Serialized;
+
+    fn config(key: &str, value: impl serde::Serialize) -> Result<Config, ConfigError> {
+        Config::from_figment(&Figment::from(Serialized::default(key, value)))
+    }
+
+    #[test]
+    fn defaults_are_the_contract() {
+        let c = Config::from_figment(&Figment::new()).expect("defaults are valid");
+        assert_eq!(c.public_url, "http://127.0.0.1:8000");
+        assert_eq!(c.tokens.session_ttl, 2_592_000);
+        assert_eq!(c.tokens.reset_ttl, 3600);
+        assert_eq!(c.pictures.max_size, 1_048_576);
+        assert_eq!(c.passwords.min_length, 8);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = config("tokens.session_ttl", "soon")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.session_ttl"), "{e}");
+        let e = config("tokens.session_tll", 3).unwrap_err().to_string();
+        assert!(e.contains("session_tll"), "{e}");
+        let e = config("public_url", "ftp://x").unwrap_err().to_string();
+        assert!(e.contains("public_url"), "{e}");
+        let e = config("passwords.min_length", 0).unwrap_err().to_string();
+        assert!(e.contains("passwords.min_length"), "{e}");
+        let e = config("tokens.private_key", "abc").unwrap_err().to_string();
+        assert!(e.contains("tokens.private_key"), "{e}");
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let c = config("public_url", "https://fit.example.org/").expect("valid");
+        assert_eq!(c.public_url, "https://fit.example.org");
+    }
+
+    #[test]
+    fn module_switches_default_on() {
+        let f = Figment::from(Serialized::default("modules.pictures", false));
+        assert!(!module_enabled(&f, "pictures").expect("bool"));
+        assert!(module_enabled(&f, "profile").expect("default"));
+        let f = Figment::from(Serialized::default("modules.pictures", "nope"));
+        let e = module_enabled(&f, "pictures").unwrap_err().to_string();
+        assert!(e.contains("modules.pictures"), "{e}");
+    }
+}

@@ -1,0 +1,172 @@
+//! One binary, SQLite or PostgreSQL chosen at run time by `databases.main.url`.
+//!
+//! rocket_db_pools 0.2 pins sqlx 0.7, whose `Any` driver corrupts data (STACK.md §2), so the
+//! pool is sqlx 0.8's `AnyPool` behind a newtype implementing rocket_db_pools' `Pool` trait:
+//! `Connection<Db>` and `Db::fetch` work as usual.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rocket::figment::Figment;
+use rocket_db_pools::Database;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Executor as _, Row};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/stride.db?mode=rwc";
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The database every module shares: `Connection<Db>` in a handler, `Db::fetch` elsewhere.
+#[derive(Database)]
+#[database("main")]
+pub struct Db(DbPool);
+
+pub struct DbPool(AnyPool);
+
+impl std::ops::Deref for DbPool {
+    type Target = AnyPool;
+    fn deref(&self) -> &AnyPool {
+        &self.0
+    }
+}
+
+#[rocket::async_trait]
+impl rocket_db_pools::Pool for DbPool {
+    type Connection = PoolConnection<Any>;
+    type Error = rocket_db_pools::Error<sqlx::Error>;
+
+    async fn init(figment: &Figment) -> Result<Self, Self::Error> {
+        let config: rocket_db_pools::Config = figment.extract()?;
+        sqlx::any::install_default_drivers();
+        if let Some(path) = sqlite_path(&config.url) {
+            // SQLite creates the file but not its folder (STACK.md P4).
+            if let Some(parent) = Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    rocket_db_pools::Error::Init(sqlx::Error::Io(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot create {}: {e}", parent.display()),
+                    )))
+                })?;
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(u32::try_from(config.max_connections).unwrap_or(u32::MAX))
+            .min_connections(config.min_connections.unwrap_or(0))
+            .acquire_timeout(Duration::from_secs(config.connect_timeout))
+            .idle_timeout(config.idle_timeout.map(Duration::from_secs))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        // WAL: readers never wait on the writer; NORMAL sync is durable across
+                        // process crashes in WAL mode. The busy timeout queues writers instead
+                        // of failing them.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&config.url)
+            .await
+            .map_err(rocket_db_pools::Error::Init)?;
+        Ok(DbPool(pool))
+    }
+
+    async fn get(&self) -> Result<Self::Connection, Self::Error> {
+        self.0.acquire().await.map_err(rocket_db_pools::Error::Get)
+    }
+
+    async fn close(&self) {
+        self.0.close().await;
+    }
+}
+
+/// The file behind a `sqlite:` URL, if it names one.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub async fn of(pool: &AnyPool) -> Result<Backend, sqlx::Error> {
+        let conn = pool.acquire().await?;
+        Ok(match conn.backend_name() {
+            "PostgreSQL" => Backend::Postgres,
+            _ => Backend::Sqlite,
+        })
+    }
+}
+
+/// Applies the embedded migrations of the pool's backend. On PostgreSQL sqlx holds an advisory
+/// lock meanwhile, so instances starting together migrate once.
+pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let migrator = match Backend::of(pool).await? {
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+    };
+    migrator.run(pool).await
+}
+
+/// The latest embedded migration of a backend, to tell whether a database is up to date.
+pub fn latest_migration(backend: Backend) -> Option<i64> {
+    let migrator = match backend {
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+    };
+    migrator.iter().map(|m| m.version).max()
+}
+
+/// Booleans are `INTEGER` on SQLite (sqlx's `Any` cannot read SQLite `BOOLEAN`, STACK.md P2)
+/// and `BOOLEAN` on PostgreSQL: read either.
+pub fn get_bool(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    match row.try_get::<bool, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(row.try_get::<i64, _>(column)? != 0),
+    }
+}
+
+/// Instants are stored as Unix seconds: `Any` has no date types.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// True when a write failed on a unique constraint (a racing duplicate, not a server fault).
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://data/stride.db?mode=rwc"),
+            Some("data/stride.db")
+        );
+        assert_eq!(sqlite_path("sqlite:/tmp/x.db"), Some("/tmp/x.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://u@h/db"), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! The one way a request fails: `ApiError`, rendered as FitTrackee's JSON envelope
+//! `{"status": "error", "message": …}`, and the catchers that give every framework error the
+//! same shape.
+
+use std::borrow::Cow;
+use std::sync::Mutex;
+
+use rocket::http::Status;
+use rocket::request::Request;
+use rocket::response::{self, Responder};
+use rocket::serde::json::Json;
+use rocket::{catch, catchers, Catcher};
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: Status,
+    pub message: Cow<'static, str>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+pub const INVALID_PAYLOAD: &str = "invalid payload";
+pub const INTERNAL_ERROR: &str = "error, please try again or contact the administrator";
+
+impl ApiError {
+    pub fn new(status: Status, message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Status::BadRequest, message)
+    }
+
+    pub fn invalid_payload() -> Self {
+        Self::bad_request(INVALID_PAYLOAD)
+    }
+
+    pub fn unauthorized(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Status::Unauthorized, message)
+    }
+
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Status::Forbidden, message)
+    }
+
+    pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(Status::NotFound, message)
+    }
+
+    pub fn payload_too_large() -> Self {
+        Self::new(Status::PayloadTooLarge, "error, payload too large")
+    }
+
+    /// A failure that is ours, not the user's: logged for the operator, generic for the client.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!("{context}: {error}");
+        Self::new(Status::InternalServerError, INTERNAL_ERROR)
+    }
+
+    /// Remembers this error on the request, so the catcher that Rocket calls after a failed
+    /// guard or data guard answers with this message instead of a generic one.
+    pub fn stash(self, request: &Request<'_>) -> (Status, Self) {
+        let status = self.status;
+        let slot = request.local_cache(|| Stashed(Mutex::new(None)));
+        if let Ok(mut slot) = slot.0.lock() {
+            *slot = Some(self.clone());
+        }
+        (status, self)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut => {
+                tracing::warn!("database pool exhausted");
+                ApiError::new(
+                    Status::ServiceUnavailable,
+                    "error, service busy, please try again",
+                )
+            }
+            other => ApiError::internal("database error", other),
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for ApiError {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        (self.status, envelope(&self.message)).respond_to(request)
+    }
+}
+
+fn envelope(message: &str) -> Json<serde_json::Value> {
+    Json(json!({ "status": "error", "message": message }))
+}
+
+struct Stashed(Mutex<Option<ApiError>>);
+
+/// Every error Rocket produces itself (no route, a failed guard, a malformed body, a panic)
+/// answers with the JSON envelope.
+#[catch(default)]
+fn json_catcher(status: Status, request: &Request<'_>) -> (Status, Json<serde_json::Value>) {
+    let stashed = request
+        .local_cache(|| Stashed(Mutex::new(None)))
+        .0
+        .lock()
+        .ok()
+        .and_then(|slot| slot.clone());
+    if let Some(error) = stashed.filter(|e| e.status == status) {
+        return (status, envelope(&error.message));
+    }
+    let (status, message) = match status.code {
+        // Rocket answers 422 for a body that parses but does not fit: for FitTrackee's clients
+        // that is an invalid payload like any other.
+        400 | 422 => (Status::BadRequest, INVALID_PAYLOAD),
+        401 => (status, "provide a valid auth token"),
+        403 => (status, "you do not have permissions"),
+        404 => (status, "error, page not found"),
+        405 => (status, "error, method not allowed"),
+        413 => (status, "error, payload too large"),
+        415 => (status, "error, unsupported media type"),
+        503 => (status, "error, service busy, please try again"),
+        500..=599 => (Status::InternalServerError, INTERNAL_ERROR),
+        _ => (status, status.reason().unwrap_or("error")),
+    };
+    (status, envelope(message))
+}
+
+pub fn catchers() -> Vec<Catcher> {
+    catchers![json_catcher]
+}

@@ -1,0 +1,88 @@
+//! Stride's kernel: what every module shares. It knows no module.
+//!
+//! `stage()` attaches the database pool, applies migrations, loads the token keys and the
+//! instance settings, registers the JSON catchers and mounts `/api/ping` and `/api/config`.
+//! A module is a fairing made with [`module`]: mounted when `modules.<name>` is on.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod passwords;
+pub mod payload;
+pub mod sessions;
+pub mod settings;
+pub mod stats;
+pub mod tokens;
+pub mod users;
+pub mod validate;
+
+use rocket::fairing::{self, AdHoc};
+use rocket::{Build, Rocket};
+use rocket_db_pools::Database;
+
+pub use config::Config;
+pub use db::Db;
+pub use error::{ApiError, ApiResult};
+pub use passwords::Passwords;
+pub use payload::Payload;
+pub use sessions::{AdminUser, AuthUser};
+pub use tokens::TokenKeys;
+
+/// The kernel's fairing. Attach it before any module.
+pub fn stage() -> AdHoc {
+    AdHoc::on_ignite("Stride kernel", |rocket| async {
+        rocket
+            .attach(Db::init())
+            .attach(AdHoc::try_on_ignite("Stride kernel state", prepare))
+            .register("/", error::catchers())
+            .mount("/api", settings::routes())
+    })
+}
+
+async fn prepare(rocket: Rocket<Build>) -> fairing::Result {
+    match try_prepare(&rocket).await {
+        Ok((config, keys, passwords)) => Ok(rocket.manage(config).manage(keys).manage(passwords)),
+        Err(message) => {
+            tracing::error!("{message}");
+            Err(rocket)
+        }
+    }
+}
+
+async fn try_prepare(rocket: &Rocket<Build>) -> Result<(Config, TokenKeys, Passwords), String> {
+    let config = Config::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
+    let db = Db::fetch(rocket).ok_or("the database pool did not start")?;
+    db::migrate(db)
+        .await
+        .map_err(|e| format!("database migration failed: {e}"))?;
+    let mut conn = db.acquire().await.map_err(|e| format!("database: {e}"))?;
+    let keys = TokenKeys::load(&mut conn, config.tokens.private_key.as_deref()).await?;
+    settings::initialise(&mut conn, config.pictures.max_size)
+        .await
+        .map_err(|e| format!("instance settings: {e}"))?;
+    let passwords = Passwords::new().map_err(|e| e.message.to_string())?;
+    Ok((config, keys, passwords))
+}
+
+/// A module's fairing: `on` mounts the module when `modules.<name>` is on (the default), `off`
+/// shapes the server when it is off (most modules leave it untouched). A switch that is not a
+/// boolean stops the start with a message naming it.
+pub fn module<On, Off>(name: &'static str, on: On, off: Off) -> AdHoc
+where
+    On: FnOnce(Rocket<Build>) -> Rocket<Build> + Send + Sync + 'static,
+    Off: FnOnce(Rocket<Build>) -> Rocket<Build> + Send + Sync + 'static,
+{
+    AdHoc::try_on_ignite(name, move |rocket| async move {
+        match config::module_enabled(rocket.figment(), name) {
+            Ok(true) => Ok(on(rocket)),
+            Ok(false) => {
+                tracing::info!("module {name} is switched off");
+                Ok(off(rocket))
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                Err(rocket)
+            }
+        }
+    })
+}

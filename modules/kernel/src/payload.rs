@@ -1,0 +1,68 @@
+//! `Payload<T>`: a JSON request body that is a JSON object and fits `T`, or a 400 "invalid
+//! payload" (413 past the `json` limit). Unlike Rocket's `Json<T>`, a field of the wrong type is
+//! a 400, never a 422, and a top-level array is not taken for a struct.
+
+use rocket::data::{self, Data, FromData, Limits};
+use rocket::request::Request;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub struct Payload<T>(pub T);
+
+#[rocket::async_trait]
+impl<'r, T: DeserializeOwned> FromData<'r> for Payload<T> {
+    type Error = ApiError;
+
+    async fn from_data(request: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let limit = request.limits().get("json").unwrap_or(Limits::JSON);
+        let bytes = match data.open(limit).into_bytes().await {
+            Ok(bytes) if bytes.is_complete() => bytes.into_inner(),
+            Ok(_) => return data::Outcome::Error(ApiError::payload_too_large().stash(request)),
+            Err(_) => return data::Outcome::Error(ApiError::invalid_payload().stash(request)),
+        };
+        match parse(&bytes) {
+            Some(value) => data::Outcome::Success(Payload(value)),
+            None => data::Outcome::Error(ApiError::invalid_payload().stash(request)),
+        }
+    }
+}
+
+/// Parses a JSON object into `T`; anything else (not JSON, not an object, a missing field, a
+/// wrong type, a duplicate key) is `None`.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' {
+        return None;
+    }
+    serde_json::from_slice(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+    use serde::Deserialize;
+
+    #[derive(Deserialize, Debug)]
+    struct Login {
+        #[allow(dead_code)]
+        email: String,
+    }
+
+    #[test]
+    fn only_objects_that_fit() {
+        assert!(parse::<Login>(br#" {"email": "a@b.c", "extra": 1}"#).is_some());
+        assert!(parse::<Login>(br#"["a@b.c"]"#).is_none());
+        assert!(parse::<Login>(br#"{"email": 3}"#).is_none());
+        assert!(parse::<Login>(br#"{"email": null}"#).is_none());
+        assert!(parse::<Login>(br#"{"email": "a", "email": "b"}"#).is_none());
+        assert!(parse::<Login>(b"{\"email\": \"\xff\"}").is_none());
+        assert!(parse::<Login>(b"").is_none());
+        let deep = format!(
+            "{{\"email\": \"a\", \"x\": {}{}}}",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert!(parse::<Login>(deep.as_bytes()).is_none());
+    }
+}

@@ -1,0 +1,157 @@
+//! Sessions: one row per login, so that a logout (or a password change) kills a token at once
+//! on every instance sharing the database. The token names its row; the `AuthUser` guard reads
+//! the row and the user in one query.
+
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket_db_pools::Database;
+use sqlx::AnyConnection;
+
+use crate::config::Config;
+use crate::db::{now, Db};
+use crate::error::ApiError;
+use crate::tokens::{Rejection, TokenKeys};
+use crate::users::{User, USER_COLUMNS};
+
+pub const PROVIDE_TOKEN: &str = "provide a valid auth token";
+pub const TOKEN_EXPIRED: &str = "signature expired, please log in again";
+pub const TOKEN_INVALID: &str = "invalid token, please log in again";
+pub const TOKEN_NOT_ALLOWED: &str = "this token does not allow this request";
+
+/// Opens a session for a user and returns its token.
+pub async fn open(
+    conn: &mut AnyConnection,
+    keys: &TokenKeys,
+    config: &Config,
+    user_id: i64,
+) -> Result<String, ApiError> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| ApiError::internal("no OS randomness", e))?;
+    let id = hex::encode(id);
+    let created_at = now();
+    let expires_at =
+        created_at.saturating_add(i64::try_from(config.tokens.session_ttl).unwrap_or(i64::MAX));
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&id)
+    .bind(user_id)
+    .bind(created_at)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    keys.mint(user_id, &id, expires_at)
+        .map_err(|e| ApiError::internal("minting a session token", e))
+}
+
+/// Ends one session.
+pub async fn close(conn: &mut AnyConnection, session_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM sessions WHERE id = $1")
+        .bind(session_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of a user but `keep` (the one making the request), or all of them.
+pub async fn close_all(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+        .bind(user_id)
+        .bind(keep.unwrap_or(""))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The user behind a valid `Authorization: Bearer` session token.
+///
+/// Put it before any `Connection<Db>` in a handler's parameters: it borrows a pooled connection
+/// for its one query and gives it back before the handler takes one (STACK.md P7).
+#[derive(Debug)]
+pub struct AuthUser {
+    pub user: User,
+    pub session_id: String,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AuthUser {
+    type Error = ApiError;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ApiError> {
+        match authenticate(request).await {
+            Ok(user) => Outcome::Success(user),
+            Err(error) => Outcome::Error(error.stash(request)),
+        }
+    }
+}
+
+fn bearer<'a>(request: &'a Request<'_>) -> Option<&'a str> {
+    let header = request.headers().get_one("Authorization")?;
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+async fn authenticate(request: &Request<'_>) -> Result<AuthUser, ApiError> {
+    let token = bearer(request).ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
+    let keys = request
+        .rocket()
+        .state::<TokenKeys>()
+        .ok_or_else(|| ApiError::internal("auth guard", "token keys are not managed"))?;
+    let operation = if matches!(
+        request.method(),
+        rocket::http::Method::Get | rocket::http::Method::Head
+    ) {
+        "read"
+    } else {
+        "write"
+    };
+    let claims = keys
+        .verify(token, operation, request.uri().path().as_str())
+        .map_err(|r| match r {
+            Rejection::Expired => ApiError::unauthorized(TOKEN_EXPIRED),
+            Rejection::Invalid => ApiError::unauthorized(TOKEN_INVALID),
+            Rejection::Forbidden => ApiError::new(Status::Forbidden, TOKEN_NOT_ALLOWED),
+        })?;
+    let db = Db::fetch(request.rocket())
+        .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3"
+    );
+    let row = sqlx::query(&sql)
+        .bind(&claims.session_id)
+        .bind(claims.user_id)
+        .bind(now())
+        .fetch_optional(&***db)
+        .await?;
+    let row = row.ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
+    let user = User::from_row(&row)?;
+    Ok(AuthUser {
+        user,
+        session_id: claims.session_id,
+    })
+}
+
+/// An `AuthUser` who is an instance admin; 403 "you do not have permissions" otherwise.
+pub struct AdminUser(pub AuthUser);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AdminUser {
+    type Error = ApiError;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ApiError> {
+        match AuthUser::from_request(request).await {
+            Outcome::Success(auth) if auth.user.admin => Outcome::Success(AdminUser(auth)),
+            Outcome::Success(_) => {
+                Outcome::Error(ApiError::forbidden("you do not have permissions").stash(request))
+            }
+            Outcome::Error(e) => Outcome::Error(e),
+            Outcome::Forward(f) => Outcome::Forward(f),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Instance settings an admin changes at run time (`/api/config`). They live in the database
+//! and are read fresh by every request that needs them, so a change applies at once on every
+//! instance sharing the database.
+
+use rocket::serde::json::{json, Json, Value};
+use rocket::{get, patch, routes, Route};
+use rocket_db_pools::Connection;
+use serde::Deserialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::db::{get_bool, Db};
+use crate::error::{ApiError, ApiResult};
+use crate::payload::Payload;
+use crate::sessions::AdminUser;
+
+/// FitTrackee's defaults for the workout import limits this API reports.
+const DEFAULT_MAX_ZIP_FILE_SIZE: i64 = 10 * 1024 * 1024;
+const DEFAULT_GPX_LIMIT_IMPORT: i64 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The admin's switch; registration is open when it is on and `max_users` is not reached.
+    pub registration_switch: bool,
+    /// 0 = unlimited.
+    pub max_users: i64,
+    pub max_single_file_size: i64,
+    pub max_zip_file_size: i64,
+    pub gpx_limit_import: i64,
+    pub nb_users: i64,
+}
+
+impl Settings {
+    pub fn is_registration_enabled(&self) -> bool {
+        self.registration_switch && (self.max_users == 0 || self.nb_users < self.max_users)
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "is_registration_enabled": self.is_registration_enabled(),
+            "max_users": self.max_users,
+            "max_single_file_size": self.max_single_file_size,
+            "max_zip_file_size": self.max_zip_file_size,
+            "gpx_limit_import": self.gpx_limit_import,
+            "version": env!("CARGO_PKG_VERSION"),
+        })
+    }
+}
+
+/// Creates the settings row on first start, from the configuration's initial values.
+pub async fn initialise(
+    conn: &mut AnyConnection,
+    max_single_file_size: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO instance_settings \
+         (id, registration_switch, max_users, max_single_file_size, max_zip_file_size, gpx_limit_import) \
+         VALUES (1, $1, 0, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(true)
+    .bind(i64::try_from(max_single_file_size).unwrap_or(i64::MAX))
+    .bind(DEFAULT_MAX_ZIP_FILE_SIZE.max(i64::try_from(max_single_file_size).unwrap_or(i64::MAX)))
+    .bind(DEFAULT_GPX_LIMIT_IMPORT)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The current settings, with the number of users only when a limit makes it matter.
+pub async fn load(conn: &mut AnyConnection) -> Result<Settings, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT registration_switch, max_users, max_single_file_size, max_zip_file_size, gpx_limit_import, \
+         CASE WHEN max_users > 0 THEN (SELECT COUNT(*) FROM users) ELSE 0 END AS nb_users \
+         FROM instance_settings WHERE id = 1",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Settings {
+        registration_switch: get_bool(&row, "registration_switch")?,
+        max_users: row.try_get("max_users")?,
+        max_single_file_size: row.try_get("max_single_file_size")?,
+        max_zip_file_size: row.try_get("max_zip_file_size")?,
+        gpx_limit_import: row.try_get("gpx_limit_import")?,
+        nb_users: row.try_get("nb_users")?,
+    })
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![get_config, patch_config, ping]
+}
+
+#[get("/ping")]
+fn ping() -> Value {
+    json!({ "status": "success", "message": "pong!" })
+}
+
+#[get("/config")]
+async fn get_config(mut db: Connection<Db>) -> ApiResult<Value> {
+    let settings = load(&mut db).await?;
+    Ok(json!({ "status": "success", "data": settings.to_json() }))
+}
+
+#[derive(Deserialize)]
+struct ConfigPatch {
+    max_users: Option<i64>,
+    max_single_file_size: Option<i64>,
+    max_zip_file_size: Option<i64>,
+    gpx_limit_import: Option<i64>,
+    is_registration_enabled: Option<bool>,
+}
+
+#[patch("/config", data = "<patch>")]
+async fn patch_config(
+    _admin: AdminUser,
+    mut db: Connection<Db>,
+    patch: Payload<ConfigPatch>,
+) -> ApiResult<Json<Value>> {
+    let patch = patch.0;
+    let nothing = patch.max_users.is_none()
+        && patch.max_single_file_size.is_none()
+        && patch.max_zip_file_size.is_none()
+        && patch.gpx_limit_import.is_none()
+        && patch.is_registration_enabled.is_none();
+    if nothing {
+        return Err(ApiError::invalid_payload());
+    }
+    let current = load(&mut db).await?;
+    let next = Settings {
+        registration_switch: patch
+            .is_registration_enabled
+            .unwrap_or(current.registration_switch),
+        max_users: patch.max_users.unwrap_or(current.max_users),
+        max_single_file_size: patch
+            .max_single_file_size
+            .unwrap_or(current.max_single_file_size),
+        max_zip_file_size: patch.max_zip_file_size.unwrap_or(current.max_zip_file_size),
+        gpx_limit_import: patch.gpx_limit_import.unwrap_or(current.gpx_limit_import),
+        nb_users: current.nb_users,
+    };
+    let mut errors = String::new();
+    if next.max_users < 0 {
+        errors.push_str("max. number of users must be 0 (unlimited) or greater\n");
+    }
+    if next.gpx_limit_import <= 0 {
+        errors.push_str("Max. files in a zip archive must be greater than 0\n");
+    }
+    if next.max_single_file_size <= 0 {
+        errors.push_str("Max. size of uploaded files must be greater than 0\n");
+    }
+    if next.max_zip_file_size <= 0 {
+        errors.push_str("Max. size of zip archive must be greater than 0\n");
+    }
+    if errors.is_empty() && next.max_zip_file_size < next.max_single_file_size {
+        errors.push_str(
+            "Max. size of zip archive must be equal or greater than max. size of uploaded files\n",
+        );
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::bad_request(errors));
+    }
+    sqlx::query(
+        "UPDATE instance_settings SET registration_switch = $1, max_users = $2, max_single_file_size = $3, \
+         max_zip_file_size = $4, gpx_limit_import = $5 WHERE id = 1",
+    )
+    .bind(next.registration_switch)
+    .bind(next.max_users)
+    .bind(next.max_single_file_size)
+    .bind(next.max_zip_file_size)
+    .bind(next.gpx_limit_import)
+    .execute(&mut **db)
+    .await?;
+    let settings = load(&mut db).await?;
+    Ok(Json(
+        json!({ "status": "success", "data": settings.to_json() }),
+    ))
+}

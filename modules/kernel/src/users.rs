@@ -1,0 +1,172 @@
+//! The users store. Usernames and emails are unique case-insensitively, enforced by the
+//! database itself (unique indexes on `lower(username)` and on the lower-cased email), so two
+//! racing registrations of one name cannot both land.
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::db::{get_bool, is_unique_violation, now};
+use crate::validate::{Email, Username};
+
+/// A user as every module sees it. The password hash is not part of it: only the login path
+/// reads hashes, through `credentials`.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub admin: bool,
+    pub created_at: i64,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub bio: Option<String>,
+    pub location: Option<String>,
+    /// ISO date, `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+    pub timezone: String,
+    pub weekm: bool,
+    pub language: Option<String>,
+    pub imperial_units: bool,
+}
+
+/// The columns `User::from_row` reads, for queries that select a user, qualified by `u.`.
+pub const USER_COLUMNS: &str = "u.id, u.username, u.email, u.admin, u.created_at, u.first_name, \
+     u.last_name, u.bio, u.location, u.birth_date, u.timezone, u.weekm, u.language, u.imperial_units";
+
+impl User {
+    pub fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
+        Ok(User {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            email: row.try_get("email")?,
+            admin: get_bool(row, "admin")?,
+            created_at: row.try_get("created_at")?,
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            bio: row.try_get("bio")?,
+            location: row.try_get("location")?,
+            birth_date: row.try_get("birth_date")?,
+            timezone: row.try_get("timezone")?,
+            weekm: get_bool(row, "weekm")?,
+            language: row.try_get("language")?,
+            imperial_units: get_bool(row, "imperial_units")?,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub enum InsertError {
+    /// The username or the email is taken.
+    Duplicate,
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for InsertError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unique_violation(&error) {
+            InsertError::Duplicate
+        } else {
+            InsertError::Database(error)
+        }
+    }
+}
+
+/// True when the username or the email is already taken (case-insensitively). A cheap early
+/// answer; `insert` is what guarantees uniqueness.
+pub async fn exists(
+    conn: &mut AnyConnection,
+    username: &Username,
+    email: &Email,
+) -> Result<bool, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM users WHERE lower(username) = $1 OR email_key = $2")
+            .bind(username.as_str().to_ascii_lowercase())
+            .bind(email.key())
+            .fetch_one(conn)
+            .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    username: &Username,
+    email: &Email,
+    password_hash: &str,
+) -> Result<i64, InsertError> {
+    let now = now();
+    let row = sqlx::query(
+        "INSERT INTO users (username, email, email_key, password_hash, created_at, password_changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+    )
+    .bind(username.as_str())
+    .bind(email.as_str())
+    .bind(email.key())
+    .bind(password_hash)
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// The id and password hash of the account with this email, for a login.
+pub async fn credentials(
+    conn: &mut AnyConnection,
+    email_key: &str,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, password_hash FROM users WHERE email_key = $1")
+        .bind(email_key)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("password_hash")?)))
+        .transpose()
+}
+
+pub async fn by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
+pub async fn by_username(
+    conn: &mut AnyConnection,
+    username: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE lower(u.username) = $1");
+    let row = sqlx::query(&sql)
+        .bind(username.to_ascii_lowercase())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
+/// Grants admin rights; false when there is no such user.
+pub async fn set_admin(conn: &mut AnyConnection, username: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET admin = $1 WHERE lower(username) = $2")
+        .bind(true)
+        .bind(username.to_ascii_lowercase())
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Replaces the password hash and records when, so that reset tokens issued before die.
+pub async fn set_password(
+    conn: &mut AnyConnection,
+    id: i64,
+    password_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
+        .bind(password_hash)
+        .bind(now())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn count(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) AS n FROM users")
+        .fetch_one(conn)
+        .await?
+        .try_get("n")
+}

@@ -1,0 +1,190 @@
+//! The user's own profile: `GET /api/auth/profile`, `POST /api/auth/profile/edit`,
+//! `POST /api/auth/profile/edit/preferences`.
+
+mod json;
+
+use kernel::stats::Stats;
+use kernel::validate::Password;
+use kernel::{sessions, users, ApiError, ApiResult, AuthUser, Config, Db, Passwords, Payload};
+use rocket::fairing::AdHoc;
+use rocket::serde::json::{json, Value};
+use rocket::{get, post, routes, State};
+use serde_json::Map;
+
+use crate::json::{field, nullable_string, parse_birth_date, profile_json};
+
+pub fn stage() -> AdHoc {
+    kernel::module(
+        "profile",
+        |rocket| {
+            rocket.mount(
+                "/api/auth",
+                routes![profile, edit_profile, edit_preferences],
+            )
+        },
+        |rocket| rocket,
+    )
+}
+
+async fn respond(db: &Db, stats: &Stats, user_id: i64, message: Option<&str>) -> ApiResult<Value> {
+    let mut conn = db.acquire().await?;
+    let user = users::by_id(&mut conn, user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized(sessions::PROVIDE_TOKEN))?;
+    drop(conn);
+    let summary = stats.summary(db, user_id).await?;
+    let mut body = json!({ "status": "success", "data": profile_json(&user, &summary) });
+    if let Some(message) = message {
+        body["message"] = message.into();
+    }
+    Ok(body)
+}
+
+#[get("/profile")]
+async fn profile(auth: AuthUser, stats: Stats, db: &State<Db>) -> ApiResult<Value> {
+    let summary = stats.summary(db, auth.user.id).await?;
+    Ok(json!({ "status": "success", "data": profile_json(&auth.user, &summary) }))
+}
+
+/// Longest values kept, as FitTrackee's columns.
+const NAME_MAX: usize = 80;
+const BIO_MAX: usize = 200;
+
+/// The five profile keys are required (null allowed); `password` and `password_conf` are
+/// optional. A password change ends the user's other sessions and keeps this one.
+#[post("/profile/edit", data = "<body>")]
+async fn edit_profile(
+    auth: AuthUser,
+    stats: Stats,
+    db: &State<Db>,
+    config: &State<Config>,
+    passwords: &State<Passwords>,
+    body: Payload<Map<String, Value>>,
+) -> ApiResult<Value> {
+    let body = body.0;
+    let first_name = nullable_string(&body, "first_name")?;
+    let last_name = nullable_string(&body, "last_name")?;
+    let location = nullable_string(&body, "location")?;
+    let bio = nullable_string(&body, "bio")?;
+    let birth_date = nullable_string(&body, "birth_date")?;
+    let password = match body.get("password") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) if p.is_empty() => None,
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(_) => return Err(ApiError::invalid_payload()),
+    };
+    let confirmation = match body.get("password_conf") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(c)) => c.clone(),
+        Some(_) => return Err(ApiError::invalid_payload()),
+    };
+
+    let mut lines = String::new();
+    for (key, value, max) in [
+        ("first_name", &first_name, NAME_MAX),
+        ("last_name", &last_name, NAME_MAX),
+        ("location", &location, NAME_MAX),
+        ("bio", &bio, BIO_MAX),
+    ] {
+        if value.as_deref().is_some_and(|v| v.chars().count() > max) {
+            lines.push_str(&format!("{key}: {max} characters maximum\n"));
+        }
+    }
+    let birth_date = match birth_date
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .map(parse_birth_date)
+    {
+        None => None,
+        Some(Some(date)) => Some(date),
+        Some(None) => {
+            lines.push_str("birth_date: valid date (YYYY-MM-DD) required\n");
+            None
+        }
+    };
+    let password =
+        match password.map(|p| Password::parse(&p, &confirmation, config.passwords.min_length)) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(errors)) => {
+                lines.extend(errors);
+                None
+            }
+        };
+    if !lines.is_empty() {
+        return Err(ApiError::bad_request(lines));
+    }
+
+    // Hash before taking a connection: none is held across argon2.
+    let hash = match password {
+        Some(p) => Some(passwords.hash(p.into_inner()).await?),
+        None => None,
+    };
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "UPDATE users SET first_name = $1, last_name = $2, location = $3, bio = $4, birth_date = $5 WHERE id = $6",
+    )
+    .bind(first_name)
+    .bind(last_name)
+    .bind(location)
+    .bind(bio)
+    .bind(birth_date)
+    .bind(auth.user.id)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(hash) = hash {
+        users::set_password(&mut tx, auth.user.id, &hash).await?;
+        let ended = sessions::close_all(&mut tx, auth.user.id, Some(&auth.session_id)).await?;
+        tracing::info!(
+            user_id = auth.user.id,
+            ended,
+            "password changed, other sessions ended"
+        );
+    }
+    tx.commit().await?;
+    respond(db, &stats, auth.user.id, Some("user profile updated")).await
+}
+
+const TIMEZONE_MAX: usize = 50;
+const LANGUAGE_MAX: usize = 50;
+
+#[post("/profile/edit/preferences", data = "<body>")]
+async fn edit_preferences(
+    auth: AuthUser,
+    stats: Stats,
+    db: &State<Db>,
+    body: Payload<Map<String, Value>>,
+) -> ApiResult<Value> {
+    let body = body.0;
+    let timezone: String = field(&body, "timezone")?;
+    let weekm: bool = field(&body, "weekm")?;
+    let imperial_units: bool = field(&body, "imperial_units")?;
+    let language = nullable_string(&body, "language")?;
+
+    let mut lines = String::new();
+    if timezone.trim().is_empty() || timezone.chars().count() > TIMEZONE_MAX {
+        lines.push_str(&format!(
+            "timezone: 1 to {TIMEZONE_MAX} characters required\n"
+        ));
+    }
+    if language
+        .as_deref()
+        .is_some_and(|l| l.chars().count() > LANGUAGE_MAX)
+    {
+        lines.push_str(&format!("language: {LANGUAGE_MAX} characters maximum\n"));
+    }
+    if !lines.is_empty() {
+        return Err(ApiError::bad_request(lines));
+    }
+    let mut conn = db.acquire().await?;
+    sqlx::query("UPDATE users SET timezone = $1, weekm = $2, language = $3, imperial_units = $4 WHERE id = $5")
+        .bind(timezone)
+        .bind(weekm)
+        .bind(language)
+        .bind(imperial_units)
+        .bind(auth.user.id)
+        .execute(&mut *conn)
+        .await?;
+    drop(conn);
+    respond(db, &stats, auth.user.id, Some("user preferences updated")).await
+}

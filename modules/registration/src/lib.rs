@@ -1,0 +1,91 @@
+//! Registration: `POST /api/auth/register`.
+//!
+//! When the module is switched off it still answers that route, with FitTrackee's 403
+//! "error, registration is disabled", so clients see why rather than a 404.
+
+use kernel::users::{self, InsertError};
+use kernel::validate::{Email, Password, Username};
+use kernel::{sessions, settings, ApiError, ApiResult, Config, Db, Passwords, Payload, TokenKeys};
+use rocket::fairing::AdHoc;
+use rocket::http::Status;
+use rocket::serde::json::{json, Value};
+use rocket::{post, routes, State};
+use serde::Deserialize;
+
+pub const DISABLED: &str = "error, registration is disabled";
+pub const ALREADY_EXISTS: &str = "sorry, that user already exists";
+
+pub fn stage() -> AdHoc {
+    kernel::module(
+        "registration",
+        |rocket| rocket.mount("/api/auth", routes![register]),
+        |rocket| rocket.mount("/api/auth", routes![registration_off]),
+    )
+}
+
+#[derive(Deserialize)]
+struct Registration {
+    username: String,
+    email: String,
+    password: String,
+    password_conf: String,
+}
+
+#[post("/register", data = "<body>")]
+async fn register(
+    db: &State<Db>,
+    config: &State<Config>,
+    keys: &State<TokenKeys>,
+    passwords: &State<Passwords>,
+    body: Payload<Registration>,
+) -> ApiResult<(Status, Value)> {
+    let mut conn = db.acquire().await?;
+    // Closed registration is the first answer, whatever the payload.
+    if !settings::load(&mut conn).await?.is_registration_enabled() {
+        return Err(ApiError::forbidden(DISABLED));
+    }
+    let form = body.0;
+    let username = Username::parse(&form.username);
+    let email = Email::parse(&form.email);
+    let password = Password::parse(
+        &form.password,
+        &form.password_conf,
+        config.passwords.min_length,
+    );
+    let (username, email, password) = match (username, email, password) {
+        (Ok(u), Ok(e), Ok(p)) => (u, e, p),
+        (u, e, p) => {
+            let mut lines = String::new();
+            lines.extend(u.err().into_iter().flatten());
+            lines.extend(e.err());
+            lines.extend(p.err().into_iter().flatten());
+            return Err(ApiError::bad_request(lines));
+        }
+    };
+    if users::exists(&mut conn, &username, &email).await? {
+        return Err(ApiError::bad_request(ALREADY_EXISTS));
+    }
+    // No pooled connection is held while argon2 runs (STACK.md P7).
+    drop(conn);
+    let hash = passwords.hash(password.into_inner()).await?;
+
+    let mut tx = db.begin().await?;
+    let user_id = match users::insert(&mut tx, &username, &email, &hash).await {
+        Ok(id) => id,
+        // A racing registration of the same name or address won.
+        Err(InsertError::Duplicate) => return Err(ApiError::bad_request(ALREADY_EXISTS)),
+        Err(InsertError::Database(e)) => return Err(e.into()),
+    };
+    let token = sessions::open(&mut tx, keys, config, user_id).await?;
+    tx.commit().await?;
+    tracing::info!(user_id, "user registered");
+    Ok((
+        Status::Created,
+        json!({ "status": "success", "message": "successfully registered", "auth_token": token }),
+    ))
+}
+
+#[post("/register")]
+fn registration_off() -> ApiError {
+    ApiError::forbidden(DISABLED)
+}

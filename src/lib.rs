@@ -1,0 +1,35 @@
+//! Composition: the kernel, then one fairing per module. Removing a module is deleting its
+//! folder and its line here.
+
+use rocket::figment::providers::{Env, Format, Serialized, Toml};
+use rocket::figment::{Figment, Profile};
+use rocket::{Build, Rocket};
+
+/// Rocket's own figment (`rocket::Config::figment`: Rocket.toml or `ROCKET_CONFIG`, then
+/// `ROCKET_*` env, profile from `ROCKET_PROFILE`), with Stride's defaults layered between
+/// Rocket's defaults and the files, so the files and the environment still win.
+pub fn figment() -> Figment {
+    Figment::from(rocket::Config::default())
+        .merge(Serialized::default("ident", "Stride"))
+        .merge(Serialized::default(
+            "databases.main.url",
+            kernel::db::DEFAULT_DATABASE_URL,
+        ))
+        // Account payloads are small; a megabyte of JSON is only a nuisance.
+        .merge(Serialized::default("limits.json", "64 KiB"))
+        .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
+        .select(Profile::from_env_or(
+            "ROCKET_PROFILE",
+            rocket::Config::DEFAULT_PROFILE,
+        ))
+}
+
+/// The whole server, from a figment (tests pass their own).
+pub fn build(figment: Figment) -> Rocket<Build> {
+    rocket::custom(figment)
+        .attach(kernel::stage())
+        .attach(registration::stage())
+        .attach(sessions::stage())
+        .attach(profile::stage())
+}

@@ -1,0 +1,88 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rocket_db_pools::Database as _;
+
+/// Stride: an account server that speaks FitTrackee's API.
+///
+/// Configuration comes from Rocket.toml and ROCKET_* environment variables (see README.md).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply the database migrations, then serve (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Grant instance admin rights to a user.
+    SetAdmin {
+        /// The user's username (case-insensitive).
+        username: String,
+    },
+}
+
+#[rocket::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let figment = stride::figment();
+    // Refuse a bad configuration up front, with the key at fault, before anything starts.
+    if let Err(e) = kernel::Config::from_figment(&figment) {
+        eprintln!("stride: {e}");
+        return ExitCode::from(2);
+    }
+    match run(cli.command.unwrap_or(Command::Serve), figment).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("stride: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, figment: rocket::figment::Figment) -> Result<(), String> {
+    let figment = match command {
+        Command::Serve => figment,
+        // A one-shot command prints its own outcome, not the server's launch banner.
+        _ => figment.merge(("log_level", "critical")),
+    };
+    let rocket = stride::build(figment);
+    match command {
+        Command::Serve => {
+            rocket.launch().await.map_err(|e| e.to_string())?;
+        }
+        Command::Migrate => {
+            // Igniting attaches the pool and runs the migrations, without binding a port.
+            rocket.ignite().await.map_err(|e| e.to_string())?;
+            eprintln!("stride: database is up to date");
+        }
+        Command::Users {
+            command: UsersCommand::SetAdmin { username },
+        } => {
+            let rocket = rocket.ignite().await.map_err(|e| e.to_string())?;
+            let db = kernel::Db::fetch(&rocket).ok_or("the database did not start")?;
+            let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
+            if !kernel::users::set_admin(&mut conn, &username)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("no user named '{username}'"));
+            }
+            eprintln!("stride: {username} is now an admin");
+        }
+    }
+    Ok(())
+}
