@@ -1,1 +1,11 @@
+//! Stride's specification, through its HTTP surface. Every test runs on SQLite and, when
+//! `STRIDE_TEST_POSTGRES_URL` is set, on PostgreSQL.
 
+mod helpers;
+
+mod cli;
+mod config;
+mod errors;
+mod profile;
+mod register;
+mod sessions;

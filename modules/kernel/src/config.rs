@@ -4,6 +4,7 @@
 //! key inside one of our tables, or a value out of range stops the start with a message that
 //! names the key.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use rocket::figment::{self, Figment};
@@ -114,6 +115,9 @@ impl Config {
     pub fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
         let mut config: Config = figment.extract()?;
         config.validate()?;
+        // Each module reads its own switch; a switch that is not a boolean is refused here too,
+        // so the whole configuration is judged before anything starts.
+        Switches::from_figment(figment)?;
         Ok(config)
     }
 
@@ -155,14 +159,27 @@ impl Config {
     }
 }
 
+/// The `modules` table: one boolean per module name. (Extracted as a whole rather than with
+/// `extract_inner`, whose errors name the key path backwards.)
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Switches {
+    modules: BTreeMap<String, bool>,
+}
+
+impl Switches {
+    fn from_figment(figment: &Figment) -> Result<Switches, ConfigError> {
+        Ok(figment.extract()?)
+    }
+}
+
 /// Reads a module's switch, `modules.<name>` (on unless set to false).
 pub fn module_enabled(figment: &Figment, name: &str) -> Result<bool, ConfigError> {
-    let key = format!("modules.{name}");
-    match figment.extract_inner::<bool>(&key) {
-        Ok(on) => Ok(on),
-        Err(e) if e.missing() => Ok(true),
-        Err(e) => Err(e.into()),
-    }
+    Ok(Switches::from_figment(figment)?
+        .modules
+        .get(name)
+        .copied()
+        .unwrap_or(true))
 }
 
 #[cfg(test)]

@@ -37,14 +37,14 @@ async fn register(
     config: &State<Config>,
     keys: &State<TokenKeys>,
     passwords: &State<Passwords>,
-    body: Payload<Registration>,
+    body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
     let mut conn = db.acquire().await?;
     // Closed registration is the first answer, whatever the payload.
     if !settings::load(&mut conn).await?.is_registration_enabled() {
         return Err(ApiError::forbidden(DISABLED));
     }
-    let form = body.0;
+    let form = body?.0;
     let username = Username::parse(&form.username);
     let email = Email::parse(&form.email);
     let password = Password::parse(

@@ -1,0 +1,24 @@
+//! Every error is the JSON envelope, the framework's own included.
+
+use crate::helpers::{each_backend, TestApp};
+
+each_backend! {
+    async fn framework_errors_are_json(backend) {
+        let app = TestApp::new(&backend).await;
+        app.get("/api/nowhere", None).await.assert_error(404, "error, page not found");
+        app.get("/", None).await.assert_error(404, "error, page not found");
+        // Rocket 0.5 has no 405: a wrong method is a JSON 404.
+        app.send("PUT", "/api/auth/login", None, Some("{}")).await.assert_error(404, "error, page not found");
+        app.send("DELETE", "/api/config", None, None).await.assert_error(404, "error, page not found");
+        // Malformed bodies on every JSON endpoint.
+        let token = app.register("sam").await;
+        for path in ["/api/auth/register", "/api/auth/login", "/api/auth/profile/edit",
+                     "/api/auth/profile/edit/preferences"] {
+            let reply = app.send("POST", path, Some(&token), Some("{\"unterminated")).await;
+            reply.assert_error(400, "invalid payload");
+        }
+        let reply = app.send("PATCH", "/api/config", Some(&token), Some("{\"unterminated")).await;
+        assert!(matches!(reply.status.code, 400 | 403), "{}", reply.body);
+        assert_eq!(reply.body["status"], "error");
+    }
+}

@@ -1,0 +1,318 @@
+//! A fresh Stride per test, on a fresh database: a temporary SQLite file, or a new PostgreSQL
+//! database on the server named by `STRIDE_TEST_POSTGRES_URL` (dropped at the end).
+
+use std::time::Duration;
+
+use rocket::figment::Figment;
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use rocket_db_pools::Database;
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor};
+
+pub const PASSWORD: &str = "correct-horse";
+
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// The PostgreSQL server to test against, when there is one.
+    pub fn postgres() -> Option<Backend> {
+        std::env::var("STRIDE_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(Backend::Postgres)
+    }
+}
+
+/// Runs each test once on SQLite and once on PostgreSQL (when `STRIDE_TEST_POSTGRES_URL` is
+/// set; CI sets it). The body gets the backend as `$backend`.
+macro_rules! each_backend {
+    ($(async fn $name:ident($backend:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $backend = $crate::helpers::Backend::Sqlite;
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($backend) = $crate::helpers::Backend::postgres() else {
+                    eprintln!("STRIDE_TEST_POSTGRES_URL is not set: PostgreSQL run skipped");
+                    return;
+                };
+                $body
+            }
+        }
+    )*};
+}
+pub(crate) use each_backend;
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    drop_on: Option<(String, String)>,
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("OS randomness");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `postgres://u@h:p/db?x` with another database name.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl TestDb {
+    pub async fn new(backend: &Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("stride.db").display()
+                );
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    drop_on: None,
+                }
+            }
+            Backend::Postgres(admin) => {
+                let name = format!("stride_test_{}", random_suffix());
+                let mut conn = sqlx::PgConnection::connect(admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("cannot reach STRIDE_TEST_POSTGRES_URL ({admin}): {e}")
+                    });
+                conn.execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create test database");
+                TestDb {
+                    url: with_database(admin, &name),
+                    _dir: None,
+                    drop_on: Some((admin.clone(), name)),
+                }
+            }
+        }
+    }
+}
+
+impl TestDb {
+    /// The same database, for a second server on it; the original keeps ownership.
+    pub fn shared(other: &TestDb) -> TestDb {
+        TestDb {
+            url: other.url.clone(),
+            _dir: None,
+            drop_on: None,
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.drop_on.take() else {
+            return;
+        };
+        // Drop runs outside any async context we may block: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = conn
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The figment a test server starts from: the project's own (Rocket.toml, env) on a test
+/// database, quiet.
+pub fn figment(db: &TestDb) -> Figment {
+    stride::figment()
+        .merge(("databases.main.url", db.url.as_str()))
+        .merge(("databases.main.connect_timeout", 10))
+        .merge(("log_level", "off"))
+}
+
+pub struct TestApp {
+    pub client: Client,
+    pub db: TestDb,
+}
+
+pub struct Reply {
+    pub status: Status,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn message(&self) -> &str {
+        self.body["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message in {}", self.body))
+    }
+
+    /// Asserts an error envelope with this status and message.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, message: &str) {
+        assert_eq!(self.status.code, status, "{}", self.body);
+        assert_eq!(self.body["status"], "error", "{}", self.body);
+        assert_eq!(self.message(), message, "{}", self.body);
+    }
+
+    #[track_caller]
+    pub fn assert_success(&self, status: u16, message: &str) {
+        assert_eq!(self.status.code, status, "{}", self.body);
+        assert_eq!(self.body["status"], "success", "{}", self.body);
+        assert_eq!(self.message(), message, "{}", self.body);
+    }
+
+    pub fn token(&self) -> String {
+        self.body["auth_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token in {}", self.body))
+            .to_owned()
+    }
+}
+
+async fn reply(response: LocalResponse<'_>) -> Reply {
+    let status = response.status();
+    let is_json = response.content_type().is_some_and(|c| c.is_json());
+    let text = response.into_string().await.unwrap_or_default();
+    let body = if status == Status::NoContent && text.is_empty() {
+        Value::Null
+    } else {
+        assert!(is_json, "not JSON ({status}): {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("invalid JSON ({e}): {text}"))
+    };
+    Reply { status, body }
+}
+
+impl TestApp {
+    pub async fn new(backend: &Backend) -> TestApp {
+        Self::with(backend, |f| f).await
+    }
+
+    pub async fn with(backend: &Backend, tweak: impl FnOnce(Figment) -> Figment) -> TestApp {
+        let db = TestDb::new(backend).await;
+        Self::on(db, tweak).await
+    }
+
+    /// A server on an existing test database (to restart one, or run two on one database).
+    pub async fn on(db: TestDb, tweak: impl FnOnce(Figment) -> Figment) -> TestApp {
+        let rocket = stride::build(tweak(figment(&db)));
+        let client = Client::tracked(rocket).await.expect("a valid test server");
+        TestApp { client, db }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let method = method.parse().expect("an HTTP method");
+        let mut request = self.client.req(method, path.to_owned());
+        if let Some(token) = token {
+            request = request.header(Header::new("Authorization", format!("Bearer {token}")));
+        }
+        if let Some(body) = body {
+            request = request.header(ContentType::JSON).body(body);
+        }
+        reply(request.dispatch().await).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send("POST", path, None, Some(&body.to_string())).await
+    }
+
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send("POST", path, Some(token), Some(&body.to_string()))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send("GET", path, token, None).await
+    }
+
+    pub async fn register_as(&self, username: &str, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/auth/register",
+            json!({"username": username, "email": email, "password": password, "password_conf": password}),
+        )
+        .await
+    }
+
+    /// Registers `name` (email `name@example.com`, password `PASSWORD`) and returns its token.
+    pub async fn register(&self, name: &str) -> String {
+        let reply = self
+            .register_as(name, &format!("{name}@example.com"), PASSWORD)
+            .await;
+        reply.assert_success(201, "successfully registered");
+        reply.token()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post(
+            "/api/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn profile(&self, token: &str) -> Reply {
+        self.get("/api/auth/profile", Some(token)).await
+    }
+
+    /// Runs SQL on the server's own database.
+    pub async fn sql(&self, statement: &str) {
+        let db = kernel::Db::fetch(self.client.rocket()).expect("database");
+        sqlx::query(statement)
+            .execute(&***db)
+            .await
+            .expect("test SQL");
+    }
+
+    /// Registers `name` and makes it an instance admin; returns its token.
+    pub async fn admin(&self, name: &str) -> String {
+        let token = self.register(name).await;
+        let db = kernel::Db::fetch(self.client.rocket()).expect("database");
+        let mut conn = db.acquire().await.expect("connection");
+        assert!(kernel::users::set_admin(&mut conn, name)
+            .await
+            .expect("set admin"));
+        token
+    }
+}
+
+pub async fn sleep(seconds: u64) {
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+}

@@ -1,0 +1,134 @@
+use serde_json::json;
+
+use crate::helpers::{each_backend, TestApp, PASSWORD};
+
+const USERNAME_LENGTH: &str = "username: 3 to 12 characters required\n";
+const USERNAME_CHARS: &str =
+    "username: only alphanumeric characters and the underscore character \"_\" allowed\n";
+const EMAIL: &str = "email: valid email must be provided\n";
+const MISMATCH: &str = "password: password and password confirmation do not match\n";
+const SHORT: &str = "password: 8 characters required\n";
+
+fn form(username: &str, email: &str, password: &str, confirmation: &str) -> serde_json::Value {
+    json!({"username": username, "email": email, "password": password, "password_conf": confirmation})
+}
+
+each_backend! {
+    async fn registers_and_returns_a_working_token(backend) {
+        let app = TestApp::new(&backend).await;
+        let reply = app.post("/api/auth/register", form("sam_1", "sam@example.com", PASSWORD, PASSWORD)).await;
+        reply.assert_success(201, "successfully registered");
+        let profile = app.profile(&reply.token()).await;
+        assert_eq!(profile.status.code, 200);
+        assert_eq!(profile.body["data"]["username"], "sam_1");
+        assert_eq!(profile.body["data"]["email"], "sam@example.com");
+    }
+
+    async fn validation_lines_in_order(backend) {
+        let app = TestApp::new(&backend).await;
+        let cases = [
+            (form("ab", "a@b.co", PASSWORD, PASSWORD), USERNAME_LENGTH.to_owned()),
+            (form("thirteen_char", "a@b.co", PASSWORD, PASSWORD), USERNAME_LENGTH.to_owned()),
+            (form("sam!", "a@b.co", PASSWORD, PASSWORD), USERNAME_CHARS.to_owned()),
+            (form("sam", "not-an-email", PASSWORD, PASSWORD), EMAIL.to_owned()),
+            (form("sam", "a@b.co", PASSWORD, "other-horse"), MISMATCH.to_owned()),
+            (form("sam", "a@b.co", "short", "short"), SHORT.to_owned()),
+            (form("", "", "1", "2"), format!("{USERNAME_LENGTH}{USERNAME_CHARS}{EMAIL}{MISMATCH}{SHORT}")),
+            (form("a b", "x@y", "1234567", "1234567"), format!("{USERNAME_CHARS}{EMAIL}{SHORT}")),
+        ];
+        for (body, expected) in cases {
+            app.post("/api/auth/register", body.clone()).await.assert_error(400, &expected);
+        }
+        let long = "p".repeat(129);
+        app.post("/api/auth/register", form("sam", "a@b.co", &long, &long))
+            .await
+            .assert_error(400, "password: 128 characters maximum\n");
+        // Nothing was created by any of these.
+        app.login("a@b.co", PASSWORD).await.assert_error(401, "invalid credentials");
+    }
+
+    async fn minimum_password_length_is_configurable(backend) {
+        let app = TestApp::with(&backend, |f| f.merge(("passwords.min_length", 12))).await;
+        app.post("/api/auth/register", form("sam", "a@b.co", "elevenchars", "elevenchars"))
+            .await
+            .assert_error(400, "password: 12 characters required\n");
+        app.post("/api/auth/register", form("sam", "a@b.co", "twelve-chars", "twelve-chars"))
+            .await
+            .assert_success(201, "successfully registered");
+    }
+
+    async fn invalid_payloads(backend) {
+        let app = TestApp::new(&backend).await;
+        let bodies = [
+            "",
+            "not json",
+            "[]",
+            r#"["sam", "sam@example.com", "correct-horse", "correct-horse"]"#,
+            "\"sam\"",
+            "{}",
+            r#"{"username": "sam", "email": "sam@example.com", "password": "correct-horse"}"#,
+            r#"{"username": null, "email": "sam@example.com", "password": "correct-horse", "password_conf": "correct-horse"}"#,
+            r#"{"username": 12345, "email": "sam@example.com", "password": "correct-horse", "password_conf": "correct-horse"}"#,
+            r#"{"username": "sam", "email": ["sam@example.com"], "password": "correct-horse", "password_conf": "correct-horse"}"#,
+            r#"{"username": "sam", "username": "bob", "email": "sam@example.com", "password": "correct-horse", "password_conf": "correct-horse"}"#,
+        ];
+        for body in bodies {
+            app.send("POST", "/api/auth/register", None, Some(body)).await.assert_error(400, "invalid payload");
+        }
+        let huge = json!({"username": "sam", "email": "sam@example.com", "password": PASSWORD,
+                          "password_conf": PASSWORD, "bio": "x".repeat(100_000)});
+        app.post("/api/auth/register", huge).await.assert_error(413, "error, payload too large");
+    }
+
+    async fn duplicates_are_refused_case_insensitively(backend) {
+        let app = TestApp::new(&backend).await;
+        app.register("Sam").await;
+        for (username, email) in [("sam", "other@example.com"), ("SAM", "other@example.com"), ("bob", "SAM@EXAMPLE.COM")] {
+            app.register_as(username, email, PASSWORD).await.assert_error(400, "sorry, that user already exists");
+        }
+    }
+
+    async fn racing_duplicates_make_exactly_one_account(backend) {
+        let app = TestApp::new(&backend).await;
+        let emails: Vec<String> = (0..8).map(|i| format!("racer{i}@example.com")).collect();
+        let attempts = emails.iter().map(|email| app.register_as("racer", email, PASSWORD));
+        let replies = futures::future::join_all(attempts).await;
+        let created = replies.iter().filter(|r| r.status.code == 201).count();
+        assert_eq!(created, 1, "{:?}", replies.iter().map(|r| r.body.to_string()).collect::<Vec<_>>());
+        for reply in replies.iter().filter(|r| r.status.code != 201) {
+            reply.assert_error(400, "sorry, that user already exists");
+        }
+    }
+
+    async fn admin_switch_closes_registration_first(backend) {
+        let app = TestApp::new(&backend).await;
+        let admin = app.admin("admin").await;
+        app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"is_registration_enabled": false}"#))
+            .await;
+        // Checked before the payload: even an invalid body gets the 403.
+        app.send("POST", "/api/auth/register", None, Some("{}")).await.assert_error(403, "error, registration is disabled");
+        app.register_as("bob", "bob@example.com", PASSWORD).await.assert_error(403, "error, registration is disabled");
+        app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"is_registration_enabled": true}"#)).await;
+        app.register("bob").await;
+    }
+
+    async fn max_users_closes_registration(backend) {
+        let app = TestApp::new(&backend).await;
+        let admin = app.admin("admin").await;
+        app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"max_users": 2}"#)).await;
+        app.register("bob").await;
+        app.register_as("eve", "eve@example.com", PASSWORD).await.assert_error(403, "error, registration is disabled");
+        let config = app.get("/api/config", None).await;
+        assert_eq!(config.body["data"]["is_registration_enabled"], false);
+        app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"max_users": 0}"#)).await;
+        app.register("eve").await;
+    }
+
+    async fn module_off_answers_only_the_403(backend) {
+        let app = TestApp::with(&backend, |f| f.merge(("modules.registration", false))).await;
+        app.register_as("sam", "sam@example.com", PASSWORD).await.assert_error(403, "error, registration is disabled");
+        app.send("POST", "/api/auth/register", None, Some("nonsense")).await.assert_error(403, "error, registration is disabled");
+        // The rest of the server is there.
+        app.login("sam@example.com", PASSWORD).await.assert_error(401, "invalid credentials");
+    }
+}

@@ -1,0 +1,122 @@
+use serde_json::json;
+
+use crate::helpers::{each_backend, sleep, TestApp, PASSWORD};
+
+const PROVIDE: &str = "provide a valid auth token";
+const INVALID: &str = "invalid token, please log in again";
+const EXPIRED: &str = "signature expired, please log in again";
+
+each_backend! {
+    async fn login_with_any_case_of_the_email(backend) {
+        let app = TestApp::new(&backend).await;
+        app.register_as("sam", "Sam@Example.com", PASSWORD).await.assert_success(201, "successfully registered");
+        for email in ["Sam@Example.com", "sam@example.com", "SAM@EXAMPLE.COM"] {
+            let reply = app.login(email, PASSWORD).await;
+            reply.assert_success(200, "successfully logged in");
+            assert_eq!(app.profile(&reply.token()).await.body["data"]["username"], "sam");
+        }
+    }
+
+    async fn wrong_password_and_unknown_email_answer_alike(backend) {
+        let app = TestApp::new(&backend).await;
+        app.register("sam").await;
+        let wrong = app.login("sam@example.com", "not-the-password").await;
+        let unknown = app.login("nobody@example.com", PASSWORD).await;
+        wrong.assert_error(401, "invalid credentials");
+        assert_eq!(wrong.body, unknown.body);
+        app.login("sam@example.com", &"x".repeat(10_000)).await.assert_error(401, "invalid credentials");
+    }
+
+    async fn login_invalid_payloads(backend) {
+        let app = TestApp::new(&backend).await;
+        for body in ["", "{}", "[]", r#"{"email": "a@b.co"}"#, r#"{"email": "a@b.co", "password": 12345678}"#,
+                     r#"{"email": null, "password": "x"}"#] {
+            app.send("POST", "/api/auth/login", None, Some(body)).await.assert_error(400, "invalid payload");
+        }
+    }
+
+    async fn logout_kills_that_token_only(backend) {
+        let app = TestApp::new(&backend).await;
+        let first = app.register("sam").await;
+        let second = app.login("sam@example.com", PASSWORD).await.token();
+        app.get("/api/auth/logout", Some(&first)).await.assert_success(200, "successfully logged out");
+        app.profile(&first).await.assert_error(401, PROVIDE);
+        app.get("/api/auth/logout", Some(&first)).await.assert_error(401, PROVIDE);
+        assert_eq!(app.profile(&second).await.status.code, 200);
+        // POST works too.
+        app.send("POST", "/api/auth/logout", Some(&second), None).await.assert_success(200, "successfully logged out");
+        app.profile(&second).await.assert_error(401, PROVIDE);
+    }
+
+    async fn bearer_failures(backend) {
+        let app = TestApp::new(&backend).await;
+        let token = app.register("sam").await;
+        app.get("/api/auth/logout", None).await.assert_error(401, PROVIDE);
+        app.get("/api/auth/profile", None).await.assert_error(401, PROVIDE);
+        app.get("/api/auth/profile", Some("garbage")).await.assert_error(401, INVALID);
+        // A token with one character changed fails its signature.
+        let mut tampered = token.clone().into_bytes();
+        let i = tampered.len() / 2;
+        tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+        app.get("/api/auth/profile", Some(&String::from_utf8(tampered).expect("ascii"))).await.assert_error(401, INVALID);
+        // Only the Bearer scheme is read.
+        let request = app.client.get("/api/auth/profile")
+            .header(rocket::http::Header::new("Authorization", format!("Token {token}")));
+        let response = request.dispatch().await;
+        assert_eq!(response.status().code, 401);
+        // A token from another deployment (another root key) is invalid here.
+        let other = TestApp::new(&backend).await;
+        let foreign = other.register("sam").await;
+        app.profile(&foreign).await.assert_error(401, INVALID);
+    }
+
+    async fn deleted_user_token_is_refused(backend) {
+        let app = TestApp::new(&backend).await;
+        let token = app.register("sam").await;
+        app.sql("DELETE FROM users WHERE username = 'sam'").await;
+        app.profile(&token).await.assert_error(401, PROVIDE);
+    }
+
+    async fn tokens_expire(backend) {
+        let app = TestApp::with(&backend, |f| f.merge(("tokens.session_ttl", 1))).await;
+        let token = app.register("sam").await;
+        assert_eq!(app.profile(&token).await.status.code, 200);
+        sleep(2).await;
+        app.profile(&token).await.assert_error(401, EXPIRED);
+        // Logging in again gives a fresh token.
+        let token = app.login("sam@example.com", PASSWORD).await.token();
+        assert_eq!(app.profile(&token).await.status.code, 200);
+    }
+
+    async fn tokens_survive_a_restart_with_the_stored_key(backend) {
+        let app = TestApp::new(&backend).await;
+        let token = app.register("sam").await;
+        let TestApp { client, db } = app;
+        drop(client);
+        let restarted = TestApp::on(db, |f| f).await;
+        assert_eq!(restarted.profile(&token).await.status.code, 200);
+    }
+
+    async fn configured_private_key_is_used(backend) {
+        let key = "1d5ef0da4bbda6e6ab1b4f2c4b1d3aa5e5a4d4ea3d1d5d5bfa4b2bbdf2a1c3d4";
+        let app = TestApp::with(&backend, |f| f.merge(("tokens.private_key", key))).await;
+        let token = app.register("sam").await;
+        let keys = kernel::TokenKeys::from_hex(key).expect("key");
+        let claims = keys.verify(&token, "read", "/api/auth/profile").expect("signed with the configured key");
+        assert!(claims.user_id > 0);
+    }
+
+    async fn module_off_unmounts_login_and_logout(backend) {
+        let app = TestApp::with(&backend, |f| f.merge(("modules.sessions", false))).await;
+        let token = app.register("sam").await;
+        app.login("sam@example.com", PASSWORD).await.assert_error(404, "error, page not found");
+        app.get("/api/auth/logout", Some(&token)).await.assert_error(404, "error, page not found");
+        assert_eq!(app.profile(&token).await.status.code, 200);
+    }
+
+    async fn login_refused_for_oversized_json(backend) {
+        let app = TestApp::new(&backend).await;
+        let body = json!({"email": "a@b.co", "password": "x".repeat(70_000)});
+        app.post("/api/auth/login", body).await.assert_error(413, "error, payload too large");
+    }
+}
