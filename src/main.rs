@@ -62,7 +62,23 @@ async fn run(command: Command, figment: rocket::figment::Figment) -> Result<(), 
     let rocket = stride::build(figment);
     match command {
         Command::Serve => {
-            rocket.launch().await.map_err(|e| e.to_string())?;
+            // Whatever the log level, say where Stride listens.
+            let announce = rocket::fairing::AdHoc::on_liftoff("announce", |rocket| {
+                Box::pin(async move {
+                    let c = rocket.config();
+                    eprintln!(
+                        "stride {}: listening on http://{}:{}",
+                        env!("CARGO_PKG_VERSION"),
+                        c.address,
+                        c.port
+                    );
+                })
+            });
+            rocket
+                .attach(announce)
+                .launch()
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Command::Migrate => {
             // Igniting attaches the pool and runs the migrations, without binding a port.
