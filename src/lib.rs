@@ -17,12 +17,24 @@ pub fn figment() -> Figment {
         ))
         // Account payloads are small; a megabyte of JSON is only a nuisance.
         .merge(Serialized::default("limits.json", "64 KiB"))
+        .merge(Serialized::default("template_dir", default_template_dir()))
         .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .select(Profile::from_env_or(
             "ROCKET_PROFILE",
             rocket::Config::DEFAULT_PROFILE,
         ))
+}
+
+/// `templates/` in the working directory, as Rocket expects; when there is none (the binary
+/// run from elsewhere on the machine it was built on), the source tree's own. A deployment
+/// sets `template_dir`.
+fn default_template_dir() -> String {
+    if std::path::Path::new("templates").is_dir() {
+        "templates".into()
+    } else {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into()
+    }
 }
 
 /// The whole server, from a figment (tests pass their own).
@@ -32,4 +44,5 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(registration::stage())
         .attach(sessions::stage())
         .attach(profile::stage())
+        .attach(password_reset::stage())
 }

@@ -242,7 +242,7 @@ async fn migrate_then_serve_on_postgres() {
         let (status, body) = call_ok(&server, "POST", "/api/auth/register", None,
             Some(json!({"username": "sam", "email": "sam@example.com", "password": PASSWORD, "password_conf": PASSWORD})));
         assert_eq!(status, 201, "{body}");
-        assert!(!dir_path.join("data").exists(), "no SQLite file on a PostgreSQL deployment");
+        assert!(!dir_path.join("data/stride.db").exists(), "no SQLite file on a PostgreSQL deployment");
     })
     .await
     .expect("join");

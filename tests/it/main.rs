@@ -2,10 +2,12 @@
 //! `STRIDE_TEST_POSTGRES_URL` is set, on PostgreSQL.
 
 mod helpers;
+mod mail;
 
 mod cli;
 mod config;
 mod errors;
+mod password_reset;
 mod profile;
 mod register;
 mod sessions;

@@ -10,6 +10,8 @@ use std::fmt;
 use rocket::figment::{self, Figment};
 use serde::Deserialize;
 
+pub use crate::mail::EmailConfig;
+
 /// The kernel's share of the configuration. Modules read their own keys; the kernel reads only
 /// what it owns (DESIGN.md §3).
 #[derive(Debug, Clone, Deserialize)]
@@ -20,6 +22,7 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub pictures: PictureConfig,
     pub passwords: PasswordConfig,
+    pub email: EmailConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +62,7 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             pictures: PictureConfig::default(),
             passwords: PasswordConfig::default(),
+            email: EmailConfig::default(),
         }
     }
 }
@@ -155,6 +159,7 @@ impl Config {
                 &format!("must be between 1 and {MAX_PASSWORD_LENGTH}"),
             ));
         }
+        self.email.validate().map_err(ConfigError)?;
         Ok(())
     }
 }

@@ -7,11 +7,13 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod mail;
 pub mod passwords;
 pub mod payload;
 pub mod sessions;
 pub mod settings;
 pub mod stats;
+pub mod templates;
 pub mod tokens;
 pub mod users;
 pub mod validate;
@@ -23,6 +25,7 @@ use rocket_db_pools::Database;
 pub use config::Config;
 pub use db::Db;
 pub use error::{ApiError, ApiResult};
+pub use mail::Mailer;
 pub use passwords::Passwords;
 pub use payload::Payload;
 pub use sessions::{AdminUser, AuthUser};
@@ -33,7 +36,9 @@ pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Stride kernel", |rocket| async {
         rocket
             .attach(Db::init())
+            .attach(rocket_dyn_templates::Template::fairing())
             .attach(AdHoc::try_on_ignite("Stride kernel state", prepare))
+            .attach(mail::courier())
             .register("/", error::catchers())
             .mount("/api", settings::routes())
     })
@@ -41,7 +46,11 @@ pub fn stage() -> AdHoc {
 
 async fn prepare(rocket: Rocket<Build>) -> fairing::Result {
     match try_prepare(&rocket).await {
-        Ok((config, keys, passwords)) => Ok(rocket.manage(config).manage(keys).manage(passwords)),
+        Ok((config, keys, passwords, mailer)) => Ok(rocket
+            .manage(config)
+            .manage(keys)
+            .manage(passwords)
+            .manage(mailer)),
         Err(message) => {
             tracing::error!("{message}");
             Err(rocket)
@@ -49,8 +58,12 @@ async fn prepare(rocket: Rocket<Build>) -> fairing::Result {
     }
 }
 
-async fn try_prepare(rocket: &Rocket<Build>) -> Result<(Config, TokenKeys, Passwords), String> {
+async fn try_prepare(
+    rocket: &Rocket<Build>,
+) -> Result<(Config, TokenKeys, Passwords, Mailer), String> {
     let config = Config::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
+    let renderer = templates::Renderer::load(&templates::template_dir(rocket.figment())?)?;
+    let mailer = Mailer::new(renderer, &config)?;
     let db = Db::fetch(rocket).ok_or("the database pool did not start")?;
     db::migrate(db)
         .await
@@ -61,7 +74,7 @@ async fn try_prepare(rocket: &Rocket<Build>) -> Result<(Config, TokenKeys, Passw
         .await
         .map_err(|e| format!("instance settings: {e}"))?;
     let passwords = Passwords::new().map_err(|e| e.message.to_string())?;
-    Ok((config, keys, passwords))
+    Ok((config, keys, passwords, mailer))
 }
 
 /// A module's fairing: `on` mounts the module when `modules.<name>` is on (the default), `off`

@@ -127,6 +127,18 @@ pub async fn by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<User>, sq
     row.as_ref().map(User::from_row).transpose()
 }
 
+pub async fn by_email(
+    conn: &mut AnyConnection,
+    email_key: &str,
+) -> Result<Option<User>, sqlx::Error> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.email_key = $1");
+    let row = sqlx::query(&sql)
+        .bind(email_key)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(User::from_row).transpose()
+}
+
 pub async fn by_username(
     conn: &mut AnyConnection,
     username: &str,
@@ -149,18 +161,22 @@ pub async fn set_admin(conn: &mut AnyConnection, username: &str) -> Result<bool,
     Ok(done.rows_affected() > 0)
 }
 
-/// Replaces the password hash and records when, so that reset tokens issued before die.
+/// Replaces the password hash and moves `password_version` on, so that every reset token
+/// issued for the old password dies.
 pub async fn set_password(
     conn: &mut AnyConnection,
     id: i64,
     password_hash: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
-        .bind(password_hash)
-        .bind(now())
-        .bind(id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE users SET password_hash = $1, password_changed_at = $2, \
+         password_version = password_version + 1 WHERE id = $3",
+    )
+    .bind(password_hash)
+    .bind(now())
+    .bind(id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -5,7 +5,9 @@ mod json;
 
 use kernel::stats::Stats;
 use kernel::validate::Password;
-use kernel::{sessions, users, ApiError, ApiResult, AuthUser, Config, Db, Passwords, Payload};
+use kernel::{
+    sessions, users, ApiError, ApiResult, AuthUser, Config, Db, Mailer, Passwords, Payload,
+};
 use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, State};
@@ -59,6 +61,7 @@ async fn edit_profile(
     db: &State<Db>,
     config: &State<Config>,
     passwords: &State<Passwords>,
+    mailer: &State<Mailer>,
     body: Payload<Map<String, Value>>,
 ) -> ApiResult<Value> {
     let body = body.0;
@@ -132,9 +135,14 @@ async fn edit_profile(
     .bind(auth.user.id)
     .execute(&mut *tx)
     .await?;
+    let changed = hash.is_some();
     if let Some(hash) = hash {
         users::set_password(&mut tx, auth.user.id, &hash).await?;
         let ended = sessions::close_all(&mut tx, auth.user.id, Some(&auth.session_id)).await?;
+        mailer
+            .password_changed(&mut tx, &auth.user)
+            .await
+            .map_err(|e| ApiError::internal("password changed email", e))?;
         tracing::info!(
             user_id = auth.user.id,
             ended,
@@ -142,6 +150,10 @@ async fn edit_profile(
         );
     }
     tx.commit().await?;
+    if changed {
+        // This instance's courier sends it now rather than at its next poll.
+        mailer.wake();
+    }
     respond(db, &stats, auth.user.id, Some("user profile updated")).await
 }
 

@@ -1,0 +1,214 @@
+//! Email: messages are written to the `outbox` table in the same transaction as the change
+//! that caused them, and a courier task delivers them (SMTP or .eml files), retrying with
+//! exponential backoff. A request never waits on SMTP, and an SMTP outage loses nothing.
+
+mod courier;
+mod transport;
+
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
+use serde::{Deserialize, Serialize};
+use sqlx::AnyConnection;
+use tokio::sync::Notify;
+
+use crate::db::now;
+use crate::templates::Renderer;
+use crate::users::User;
+
+pub use courier::courier;
+pub use transport::Transport;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailConfig {
+    /// `smtp://host:port` (plain, a local relay), `smtp://…?tls=required` (STARTTLS),
+    /// `smtps://host` (TLS), credentials as `smtp://user:pass@host` (percent-encoded), or
+    /// `file://DIR` (one .eml file per message).
+    pub url: String,
+    pub from: String,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            url: "file://data/outbox".into(),
+            from: "Stride <no-reply@localhost>".into(),
+        }
+    }
+}
+
+impl EmailConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        Transport::check(&self.url).map_err(|e| format!("email.url: {e}"))?;
+        self.from
+            .parse::<Mailbox>()
+            .map_err(|e| format!("email.from: not an address ({e})"))?;
+        Ok(())
+    }
+}
+
+/// A rendered message, ready for the outbox.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Composes emails from templates and queues them. Managed by the kernel.
+#[derive(Clone)]
+pub struct Mailer {
+    renderer: Renderer,
+    from: Mailbox,
+    public_url: String,
+    wake: Arc<Notify>,
+}
+
+/// The languages Stride writes in; anything else is English.
+pub fn language(preferred: Option<&str>) -> &'static str {
+    match preferred.map(str::trim) {
+        Some(l) if l.len() >= 2 && l[..2].eq_ignore_ascii_case("fr") => "fr",
+        _ => "en",
+    }
+}
+
+impl Mailer {
+    pub fn new(renderer: Renderer, config: &crate::Config) -> Result<Mailer, String> {
+        let from = config
+            .email
+            .from
+            .parse()
+            .map_err(|e| format!("email.from: {e}"))?;
+        Ok(Mailer {
+            renderer,
+            from,
+            public_url: config.public_url.clone(),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
+    }
+
+    /// Renders `email/{lang}/{kind}/{subject,text,html}` for `to`, with `username`, `public_url`
+    /// and `context` available to the templates.
+    pub fn compose(
+        &self,
+        kind: &str,
+        lang: &str,
+        to: &str,
+        username: &str,
+        context: impl Serialize,
+    ) -> Result<Email, String> {
+        let context = minijinja::context! {
+            username => username, public_url => &self.public_url, lang => lang, ..minijinja::Value::from_serialize(&context)
+        };
+        let base = format!("email/{lang}/{kind}");
+        Ok(Email {
+            to: to.to_owned(),
+            subject: self
+                .renderer
+                .render(&format!("{base}/subject"), &context)?
+                .trim()
+                .to_owned(),
+            text: self.renderer.render(&format!("{base}/text"), &context)?,
+            html: self.renderer.render(&format!("{base}/html"), &context)?,
+        })
+    }
+
+    /// Puts a message in the outbox, inside the caller's transaction. Call `wake` after the
+    /// commit so this instance's courier sends it at once.
+    pub async fn enqueue(
+        &self,
+        conn: &mut AnyConnection,
+        email: &Email,
+    ) -> Result<(), sqlx::Error> {
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id)
+            .map_err(|e| sqlx::Error::Protocol(format!("no OS randomness: {e}")))?;
+        let domain = self.from.email.domain();
+        let message_id = format!("<{}@{domain}>", hex::encode(id));
+        let now = now();
+        sqlx::query(
+            "INSERT INTO outbox (message_id, recipient, subject, text_body, html_body, created_at, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $6)",
+        )
+        .bind(message_id)
+        .bind(&email.to)
+        .bind(&email.subject)
+        .bind(&email.text)
+        .bind(&email.html)
+        .bind(now)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The "your password was changed" notice, after any password change.
+    pub async fn password_changed(
+        &self,
+        conn: &mut AnyConnection,
+        user: &User,
+    ) -> Result<(), String> {
+        let lang = language(user.language.as_deref());
+        let email = self.compose("password_changed", lang, &user.email, &user.username, ())?;
+        self.enqueue(conn, &email).await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages() {
+        assert_eq!(language(Some("fr")), "fr");
+        assert_eq!(language(Some("FR-ca")), "fr");
+        assert_eq!(language(Some("de")), "en");
+        assert_eq!(language(Some("")), "en");
+        assert_eq!(language(None), "en");
+    }
+
+    #[test]
+    fn email_urls() {
+        for ok in [
+            "file://data/outbox",
+            "smtp://127.0.0.1:2525",
+            "smtps://mail.example.org",
+            "smtp://user:p%40ss@mail.example.org:587?tls=required",
+        ] {
+            assert!(
+                EmailConfig {
+                    url: ok.into(),
+                    ..Default::default()
+                }
+                .validate()
+                .is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["", "mail.example.org", "http://x", "smtp://", "file://"] {
+            let e = EmailConfig {
+                url: bad.into(),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err();
+            assert!(e.starts_with("email.url"), "{bad}: {e}");
+        }
+        let e = EmailConfig {
+            from: "nobody".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.starts_with("email.from"), "{e}");
+    }
+}

@@ -1,0 +1,135 @@
+//! Template rendering outside a request (emails), with the engine and the names the pages use.
+//!
+//! rocket_dyn_templates renders the browser pages (`Template` responders) from `template_dir`.
+//! Emails are rendered by background work with no request at hand, so the kernel keeps its own
+//! MiniJinja environment over the same folder, naming templates the same way: the path below
+//! `template_dir` minus `.j2` and one more extension (`email/en/password_reset/html.html.j2` is
+//! `email/en/password_reset/html`), HTML-escaped when that extension is `html`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use minijinja::{AutoEscape, Environment};
+use rocket::figment::value::magic::RelativePathBuf;
+use rocket::figment::Figment;
+use serde::Serialize;
+
+pub const DEFAULT_TEMPLATE_DIR: &str = "templates";
+
+/// The configured `template_dir`, resolved as Rocket resolves it.
+pub fn template_dir(figment: &Figment) -> Result<PathBuf, String> {
+    match figment.extract_inner::<RelativePathBuf>("template_dir") {
+        Ok(path) => Ok(path.relative()),
+        Err(e) if e.missing() => Ok(PathBuf::from(DEFAULT_TEMPLATE_DIR)),
+        Err(e) => Err(format!("template_dir: {e}")),
+    }
+}
+
+#[derive(Clone)]
+pub struct Renderer {
+    env: Arc<Environment<'static>>,
+}
+
+/// `a/b/c.html.j2` → (`a/b/c`, `html`), as rocket_dyn_templates names it.
+fn template_name(root: &Path, path: &Path) -> Option<(String, String)> {
+    let relative = path.strip_prefix(root).ok()?.to_str()?.replace('\\', "/");
+    let stem = relative.strip_suffix(".j2")?;
+    match stem.rsplit_once('.') {
+        Some((name, ext)) if !name.ends_with('/') => Some((name.to_owned(), ext.to_owned())),
+        _ => Some((stem.to_owned(), String::new())),
+    }
+}
+
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, found)?;
+        } else if path.extension().is_some_and(|e| e == "j2") {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+impl Renderer {
+    /// Loads every template below `root` (they are small, and loading them all at start turns
+    /// a syntax error into a start failure rather than a failed email).
+    pub fn load(root: &Path) -> Result<Renderer, String> {
+        let mut files = Vec::new();
+        walk(root, &mut files).map_err(|e| format!("template_dir {}: {e}", root.display()))?;
+        let mut sources = Vec::new();
+        let mut escaped = HashMap::new();
+        for path in files {
+            let Some((name, ext)) = template_name(root, &path) else {
+                continue;
+            };
+            let source =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            escaped.insert(name.clone(), ext == "html");
+            sources.push((name, source, path));
+        }
+        let mut env = Environment::new();
+        // Auto-escape is fixed when a template is added (STACK.md P9): set the rule first.
+        env.set_auto_escape_callback(move |name| {
+            if escaped.get(name).copied().unwrap_or(false) {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        for (name, source, path) in sources {
+            env.add_template_owned(name, source)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(Renderer { env: Arc::new(env) })
+    }
+
+    pub fn render(&self, name: &str, context: impl Serialize) -> Result<String, String> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|e| format!("template {name}: {e}"))?;
+        template
+            .render(context)
+            .map_err(|e| format!("template {name}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_like_rocket_dyn_templates() {
+        let root = Path::new("/t");
+        let name = |p: &str| template_name(root, Path::new(p));
+        assert_eq!(
+            name("/t/email/en/reset/html.html.j2"),
+            Some(("email/en/reset/html".into(), "html".into()))
+        );
+        assert_eq!(
+            name("/t/pages/layout.html.j2"),
+            Some(("pages/layout".into(), "html".into()))
+        );
+        assert_eq!(name("/t/a.j2"), Some(("a".into(), String::new())));
+        assert_eq!(name("/t/a.txt"), None);
+    }
+
+    #[test]
+    fn html_is_escaped_text_is_not() {
+        let dir = std::env::temp_dir().join(format!("stride-templates-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("m")).expect("dir");
+        std::fs::write(dir.join("m/html.html.j2"), "<p>{{ x }}</p>").expect("write");
+        std::fs::write(dir.join("m/text.txt.j2"), "{{ x }}").expect("write");
+        let r = Renderer::load(&dir).expect("load");
+        let ctx = serde_json::json!({"x": "<b>&"});
+        assert_eq!(
+            r.render("m/html", &ctx).expect("html"),
+            "<p>&lt;b&gt;&amp;</p>"
+        );
+        assert_eq!(r.render("m/text", &ctx).expect("text"), "<b>&");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

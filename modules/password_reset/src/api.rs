@@ -1,0 +1,107 @@
+use kernel::mail::language;
+use kernel::validate::email_key;
+use kernel::{users, ApiError, ApiResult, Config, Db, Mailer, Passwords, Payload};
+use rocket::serde::json::{json, Value};
+use rocket::{post, routes, Route, State};
+use serde::Deserialize;
+use sqlx::AnyPool;
+
+use crate::reset::{reset, Refusal};
+use crate::tokens;
+
+pub const INVALID_TOKEN: &str = "invalid token, please request a new token";
+
+pub fn routes() -> Vec<Route> {
+    routes![reset_request, update]
+}
+
+#[derive(Deserialize)]
+struct ResetRequest {
+    email: String,
+}
+
+/// Answers at once, the same way whether the address is known or not: the lookup, the token
+/// and the email happen after the answer, so neither body nor timing tells.
+#[post("/reset-request", data = "<body>")]
+fn reset_request(
+    body: Payload<ResetRequest>,
+    db: &State<Db>,
+    config: &State<Config>,
+    mailer: &State<Mailer>,
+) -> Value {
+    let pool: AnyPool = (***db).clone();
+    let (config, mailer) = (config.inner().clone(), mailer.inner().clone());
+    let email = body.0.email;
+    rocket::tokio::spawn(async move {
+        if let Err(e) = send_reset_link(&pool, &config, &mailer, &email).await {
+            tracing::error!("password reset request: {e}");
+        }
+    });
+    json!({ "status": "success", "message": "password reset request processed" })
+}
+
+async fn send_reset_link(
+    pool: &AnyPool,
+    config: &Config,
+    mailer: &Mailer,
+    email: &str,
+) -> Result<(), String> {
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    let user = users::by_email(&mut tx, &email_key(email))
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(user) = user else { return Ok(()) };
+    let token = tokens::issue(&mut tx, user.id, config.tokens.reset_ttl).await?;
+    let lang = language(user.language.as_deref());
+    let context = json!({
+        "link": format!("{}/password-reset?token={token}", config.public_url),
+        "validity": tokens::validity(config.tokens.reset_ttl, lang),
+    });
+    let message = mailer.compose("password_reset", lang, &user.email, &user.username, context)?;
+    mailer
+        .enqueue(&mut tx, &message)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    mailer.wake();
+    tracing::info!(user_id = user.id, "password reset link queued");
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct Update {
+    token: String,
+    password: String,
+    password_conf: String,
+}
+
+#[post("/update", data = "<body>")]
+async fn update(
+    body: Payload<Update>,
+    db: &State<Db>,
+    config: &State<Config>,
+    passwords: &State<Passwords>,
+    mailer: &State<Mailer>,
+) -> ApiResult<Value> {
+    let Update {
+        token,
+        password,
+        password_conf,
+    } = body.0;
+    match reset(
+        db,
+        config,
+        passwords,
+        mailer,
+        &token,
+        &password,
+        &password_conf,
+    )
+    .await
+    {
+        Ok(_) => Ok(json!({ "status": "success", "message": "password updated" })),
+        Err(Refusal::InvalidToken) => Err(ApiError::unauthorized(INVALID_TOKEN)),
+        Err(Refusal::Password(lines)) => Err(ApiError::bad_request(lines.concat())),
+        Err(Refusal::Internal(e)) => Err(e),
+    }
+}

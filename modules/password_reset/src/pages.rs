@@ -1,0 +1,168 @@
+//! The pages a browser user opens from the reset email. Plain HTML forms, no JavaScript, in the
+//! user's language (English or French), never cached and never leaking the token in a Referer.
+
+use kernel::config::MAX_PASSWORD_LENGTH;
+use kernel::mail::language;
+use kernel::validate::PASSWORDS_DIFFER;
+use kernel::{ApiError, Config, Db, Mailer, Passwords};
+use rocket::form::{Form, FromForm};
+use rocket::http::{Header, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::{self, Responder};
+use rocket::{get, post, routes, Route, State};
+use rocket_dyn_templates::{context, Template};
+
+use crate::reset::{holder, reset, Refusal};
+
+pub fn routes() -> Vec<Route> {
+    routes![form, submit]
+}
+
+/// A page with the headers every reset page carries.
+pub struct Page {
+    status: Status,
+    template: Template,
+}
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+impl<'r> Responder<'r, 'static> for Page {
+    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
+        let mut response = self.template.respond_to(request)?;
+        response.set_status(self.status);
+        response.set_header(Header::new("Referrer-Policy", "no-referrer"));
+        response.set_header(Header::new("Cache-Control", "no-store"));
+        response.set_header(Header::new("Content-Security-Policy", CSP));
+        Ok(response)
+    }
+}
+
+/// The browser's language when no account tells it: French if it asks for French first.
+pub struct BrowserLanguage(&'static str);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for BrowserLanguage {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let first = request
+            .headers()
+            .get_one("Accept-Language")
+            .and_then(|h| h.split(',').next())
+            .map(|l| l.split(';').next().unwrap_or(l));
+        Outcome::Success(BrowserLanguage(language(first)))
+    }
+}
+
+fn invalid(lang: &str) -> Page {
+    Page {
+        status: Status::BadRequest,
+        template: Template::render(format!("pages/{lang}/reset_invalid"), context! { lang }),
+    }
+}
+
+fn form_page(
+    status: Status,
+    lang: &str,
+    token: &str,
+    min_length: usize,
+    error: Option<&str>,
+) -> Page {
+    Page {
+        status,
+        template: Template::render(
+            format!("pages/{lang}/reset_form"),
+            context! { lang, token, min_length, max_length: MAX_PASSWORD_LENGTH, error },
+        ),
+    }
+}
+
+#[get("/password-reset?<token>")]
+async fn form(
+    token: Option<&str>,
+    db: &State<Db>,
+    config: &State<Config>,
+    browser: BrowserLanguage,
+) -> Result<Page, ApiError> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(invalid(browser.0));
+    };
+    match holder(db, token).await {
+        Ok(Some(user)) => {
+            let lang = language(user.language.as_deref());
+            Ok(form_page(
+                Status::Ok,
+                lang,
+                token,
+                config.passwords.min_length,
+                None,
+            ))
+        }
+        Ok(None) | Err(Refusal::InvalidToken | Refusal::Password(_)) => Ok(invalid(browser.0)),
+        Err(Refusal::Internal(e)) => Err(e),
+    }
+}
+
+#[derive(FromForm)]
+struct ResetForm {
+    token: Option<String>,
+    password: Option<String>,
+    password_conf: Option<String>,
+}
+
+#[post("/password-reset", data = "<form>")]
+async fn submit(
+    form: Form<ResetForm>,
+    db: &State<Db>,
+    config: &State<Config>,
+    passwords: &State<Passwords>,
+    mailer: &State<Mailer>,
+    browser: BrowserLanguage,
+) -> Result<Page, ApiError> {
+    let token = form.token.clone().unwrap_or_default();
+    let password = form.password.clone().unwrap_or_default();
+    let confirmation = form.password_conf.clone().unwrap_or_default();
+    // The page's language is the account's, known from the token while it is valid.
+    let lang = match holder(db, &token).await {
+        Ok(Some(user)) => language(user.language.as_deref()),
+        _ => browser.0,
+    };
+    match reset(
+        db,
+        config,
+        passwords,
+        mailer,
+        &token,
+        &password,
+        &confirmation,
+    )
+    .await
+    {
+        Ok(user) => {
+            let lang = language(user.language.as_deref());
+            Ok(Page {
+                status: Status::Ok,
+                template: Template::render(format!("pages/{lang}/reset_done"), context! { lang }),
+            })
+        }
+        Err(Refusal::InvalidToken) => Ok(invalid(lang)),
+        Err(Refusal::Password(lines)) => {
+            let error = if lines.iter().any(|l| l == PASSWORDS_DIFFER) {
+                "mismatch"
+            } else if password.chars().count() > MAX_PASSWORD_LENGTH {
+                "too_long"
+            } else {
+                "too_short"
+            };
+            Ok(form_page(
+                Status::BadRequest,
+                lang,
+                &token,
+                config.passwords.min_length,
+                Some(error),
+            ))
+        }
+        Err(Refusal::Internal(e)) => Err(e),
+    }
+}

@@ -1,0 +1,67 @@
+//! The reset itself, shared by the JSON endpoint and the browser page.
+
+use kernel::validate::Password;
+use kernel::{sessions, users, ApiError, Config, Db, Mailer, Passwords};
+
+use crate::tokens;
+
+pub enum Refusal {
+    /// Unknown, expired, used, or issued before the password last changed.
+    InvalidToken,
+    /// The new password breaks the policy: FitTrackee's lines.
+    Password(Vec<String>),
+    Internal(ApiError),
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(e: sqlx::Error) -> Self {
+        Refusal::Internal(e.into())
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Internal(e)
+    }
+}
+
+/// The user a token is valid for.
+pub async fn holder(db: &Db, token: &str) -> Result<Option<users::User>, Refusal> {
+    let mut conn = db.acquire().await?;
+    let Some(user_id) = tokens::holder(&mut conn, token).await? else {
+        return Ok(None);
+    };
+    Ok(users::by_id(&mut conn, user_id).await?)
+}
+
+/// Checks the token, then the password; sets the password, ends every session of the user and
+/// queues the "password changed" email, in one transaction.
+pub async fn reset(
+    db: &Db,
+    config: &Config,
+    passwords: &Passwords,
+    mailer: &Mailer,
+    token: &str,
+    password: &str,
+    confirmation: &str,
+) -> Result<users::User, Refusal> {
+    let user = holder(db, token).await?.ok_or(Refusal::InvalidToken)?;
+    let password = Password::parse(password, confirmation, config.passwords.min_length)
+        .map_err(Refusal::Password)?;
+    // No connection is held while argon2 runs.
+    let hash = passwords.hash(password.into_inner()).await?;
+    let mut tx = db.begin().await?;
+    if !tokens::consume(&mut tx, token).await? {
+        return Err(Refusal::InvalidToken);
+    }
+    users::set_password(&mut tx, user.id, &hash).await?;
+    let ended = sessions::close_all(&mut tx, user.id, None).await?;
+    mailer
+        .password_changed(&mut tx, &user)
+        .await
+        .map_err(|e| ApiError::internal("password changed email", e))?;
+    tx.commit().await?;
+    mailer.wake();
+    tracing::info!(user_id = user.id, ended, "password reset");
+    Ok(user)
+}

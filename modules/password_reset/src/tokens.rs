@@ -1,0 +1,113 @@
+//! Reset tokens: 32 random bytes, given once to the user (in the email link) and kept only as
+//! their SHA-256. A token is good once, until it expires, and only for the password it was
+//! issued under: any password change moves `users.password_version` on and kills it.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use kernel::db::now;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row};
+
+pub fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Creates a token for a user's current password and returns it (the only time it exists in
+/// clear).
+pub async fn issue(conn: &mut AnyConnection, user_id: i64, ttl: u64) -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no OS randomness: {e}"))?;
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let created_at = now();
+    sqlx::query(
+        "INSERT INTO password_reset_tokens (token_hash, user_id, password_version, created_at, expires_at) \
+         SELECT $1, id, password_version, $2, $3 FROM users WHERE id = $4",
+    )
+    .bind(digest(&token))
+    .bind(created_at)
+    .bind(created_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)))
+    .bind(user_id)
+    .execute(conn)
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(token)
+}
+
+/// The user a token may reset the password of, if it is unused, unexpired and issued for the
+/// current password.
+pub async fn holder(conn: &mut AnyConnection, token: &str) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT t.user_id FROM password_reset_tokens t JOIN users u ON u.id = t.user_id \
+         WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at >= $2 \
+           AND t.password_version = u.password_version",
+    )
+    .bind(digest(token))
+    .bind(now())
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| r.try_get("user_id")).transpose()
+}
+
+/// Marks a token used; false when another request used it first.
+pub async fn consume(conn: &mut AnyConnection, token: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE password_reset_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now())
+    .bind(digest(token))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// How long a link lasts, in words, in the email's language.
+pub fn validity(seconds: u64, lang: &str) -> String {
+    let fr = lang == "fr";
+    let (n, one, many) = if seconds.is_multiple_of(3600) {
+        (
+            seconds / 3600,
+            if fr { "une heure" } else { "an hour" },
+            if fr { "heures" } else { "hours" },
+        )
+    } else if seconds.is_multiple_of(60) {
+        (
+            seconds / 60,
+            if fr { "une minute" } else { "a minute" },
+            "minutes",
+        )
+    } else {
+        (
+            seconds,
+            if fr { "une seconde" } else { "a second" },
+            if fr { "secondes" } else { "seconds" },
+        )
+    };
+    if n == 1 {
+        one.to_owned()
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_in_words() {
+        assert_eq!(validity(3600, "en"), "an hour");
+        assert_eq!(validity(3600, "fr"), "une heure");
+        assert_eq!(validity(7200, "en"), "2 hours");
+        assert_eq!(validity(1800, "fr"), "30 minutes");
+        assert_eq!(validity(60, "en"), "a minute");
+        assert_eq!(validity(90, "fr"), "90 secondes");
+    }
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
