@@ -1,0 +1,147 @@
+//! A real browser follows the reset link: headless Chromium driven over WebDriver
+//! (Debian's `chromium` and `chromium-driver`). Skipped with a message where Chromium is not
+//! installed, except in CI, which installs it.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::helpers::{each_backend, figment, TestDb, PASSWORD};
+use crate::mail::{free_port, required, SmtpServer};
+
+/// chromedriver, killed when dropped (a failing test leaves no orphan, STACK.md P14).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn chromium_installed() -> bool {
+    let found = |name: &str| {
+        Command::new(name)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    found("chromedriver") && (found("chromium") || found("chromium-browser"))
+}
+
+fn post_json(base: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let mut response = agent
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/json")
+        .send(body.to_string())
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().expect("body");
+    (status, serde_json::from_str(&text).expect("JSON"))
+}
+
+fn screenshot(name: &str, png: &[u8]) {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
+    let _ = std::fs::write(&path, png);
+}
+
+each_backend! {
+    async fn a_browser_resets_a_password_from_the_email(backend) {
+        if !chromium_installed() {
+            assert!(!required(), "Chromium and chromedriver are required in CI (apt-get install chromium chromium-driver)");
+            eprintln!("Chromium is not installed (apt-get install chromium chromium-driver): browser test skipped");
+            return;
+        }
+        let Some(smtp) = SmtpServer::start() else { return };
+        // Stride on a real port, as a browser needs.
+        let db = TestDb::new(&backend).await;
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let rocket = stride::build(figment(&db)
+            .merge(("port", port))
+            .merge(("public_url", base.as_str()))
+            .merge(("email.url", smtp.url())))
+            .ignite().await.expect("ignite");
+        let shutdown = rocket.shutdown();
+        let server = tokio::spawn(rocket.launch());
+        tokio::task::spawn_blocking(move || wait_for_port(port, "stride")).await.expect("join");
+
+        let api = base.clone();
+        let (status, _) = tokio::task::spawn_blocking(move || {
+            post_json(&api, "/api/auth/register", json!({"username": "sam", "email": "sam@example.com", "password": PASSWORD, "password_conf": PASSWORD}));
+            post_json(&api, "/api/auth/password/reset-request", json!({"email": "sam@example.com"}))
+        }).await.expect("join");
+        assert_eq!(status, 200);
+        let (link, _) = smtp.wait_for(1).await[0].link();
+        assert!(link.starts_with(&format!("{base}/password-reset?token=")), "{link}");
+
+        let driver_port = free_port();
+        let _driver = Driver(Command::new("chromedriver").arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("chromedriver starts"));
+        tokio::task::spawn_blocking(move || wait_for_port(driver_port, "chromedriver")).await.expect("join");
+        let profile = tempfile::tempdir().expect("profile dir");
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), json!({"args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", "--window-size=412,915",
+            format!("--user-data-dir={}", profile.path().display()),
+        ]}));
+        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .await
+            .expect("a Chromium session");
+
+        browser.goto(&link).await.expect("open the link");
+        screenshot("reset-form", &browser.screenshot().await.expect("screenshot"));
+        // Two different passwords: the form comes back with the error, token kept.
+        browser.find(Locator::Id("password")).await.expect("field").send_keys("new-password").await.expect("type");
+        browser.find(Locator::Id("password_conf")).await.expect("field").send_keys("other-password").await.expect("type");
+        browser.find(Locator::Id("submit")).await.expect("button").click().await.expect("click");
+        let error = browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id("error")).await.expect("error shown");
+        assert!(error.text().await.expect("text").contains("do not match"));
+        screenshot("reset-mismatch", &browser.screenshot().await.expect("screenshot"));
+
+        browser.find(Locator::Id("password")).await.expect("field").send_keys("new-password").await.expect("type");
+        browser.find(Locator::Id("password_conf")).await.expect("field").send_keys("new-password").await.expect("type");
+        browser.find(Locator::Id("submit")).await.expect("button").click().await.expect("click");
+        let result = browser.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id("result")).await.expect("success shown");
+        assert!(result.text().await.expect("text").contains("Your new password is saved"));
+        assert_eq!(browser.current_url().await.expect("url").as_str(), format!("{base}/password-reset"));
+        screenshot("reset-done", &browser.screenshot().await.expect("screenshot"));
+
+        // The new password logs in through the API.
+        let api = base.clone();
+        let (status, body) = tokio::task::spawn_blocking(move || {
+            post_json(&api, "/api/auth/login", json!({"email": "sam@example.com", "password": "new-password"}))
+        }).await.expect("join");
+        assert_eq!(status, 200, "{body}");
+
+        // The used link no longer works.
+        browser.goto(&link).await.expect("open the link again");
+        let invalid = browser.find(Locator::Id("invalid")).await.expect("invalid-link page");
+        assert!(invalid.text().await.expect("text").contains("expired, or was already used"));
+
+        browser.close().await.expect("close the browser");
+        shutdown.notify();
+        let _ = server.await;
+    }
+}
