@@ -85,6 +85,23 @@ impl SmtpServer {
     }
 
     pub fn start_on(port: u16) -> Option<SmtpServer> {
+        Self::start_with(port, &[])
+    }
+
+    /// STARTTLS (required) with this certificate and key.
+    pub fn start_starttls(tls: &TestTls) -> Option<SmtpServer> {
+        Self::start_with(free_port(), &["--tlscert", &tls.cert, "--tlskey", &tls.key])
+    }
+
+    /// Implicit TLS (SMTPS) with this certificate and key.
+    pub fn start_smtps(tls: &TestTls) -> Option<SmtpServer> {
+        Self::start_with(
+            free_port(),
+            &["--smtpscert", &tls.cert, "--smtpskey", &tls.key],
+        )
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Option<SmtpServer> {
         let Some(python) = python() else {
             assert!(
                 !required(),
@@ -97,15 +114,9 @@ impl SmtpServer {
         };
         let dir = tempfile::tempdir().expect("maildir");
         let child = Command::new(python)
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(dir.path().join("maildir"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -185,5 +196,101 @@ pub fn parse(raw: &[u8]) -> Received {
             .unwrap_or_default(),
         has_date: message.date().is_some(),
         message_id: message.message_id().map(str::to_owned),
+    }
+}
+
+/// A private CA and a server certificate for `localhost` signed by it, made with the openssl
+/// command-line tool.
+pub struct TestTls {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestTls {
+    pub fn new() -> Option<TestTls> {
+        if Command::new("openssl")
+            .arg("version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            assert!(
+                !required(),
+                "openssl is required in CI (apt-get install openssl)"
+            );
+            eprintln!("openssl is not installed: TLS email test skipped");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(
+            path("leaf.ext"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext");
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Stride test CA",
+            "-keyout",
+            &path("ca.key"),
+            "-out",
+            &path("ca.pem"),
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &path("server.key"),
+            "-out",
+            &path("server.csr"),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path("server.csr"),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &path("leaf.ext"),
+            "-out",
+            &path("server.pem"),
+        ]);
+        Some(TestTls {
+            ca: path("ca.pem"),
+            cert: path("server.pem"),
+            key: path("server.key"),
+            _dir: dir,
+        })
     }
 }

@@ -295,3 +295,100 @@ each_backend! {
         assert_eq!(page.status().code, 404);
     }
 }
+
+/// TLS to the SMTP server, as operators configure it: STARTTLS and SMTPS against a server whose
+/// certificate comes from a private CA named by `email.ca_file`; without it, the certificate is
+/// refused, the failure recorded, and nothing sent. (SQLite only: the database plays no part.)
+mod smtp_tls {
+    use super::*;
+    use crate::mail::TestTls;
+
+    async fn reset_through(url: String, ca_file: Option<String>) -> TestApp {
+        let app = TestApp::with(&Backend::Sqlite, move |f| {
+            let f = f.merge(("email.url", url));
+            match ca_file {
+                Some(ca) => f.merge(("email.ca_file", ca)),
+                None => f,
+            }
+        })
+        .await;
+        app.register("sam").await;
+        request_reset(&app, "sam@example.com").await;
+        app
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starttls_with_a_private_ca() {
+        let Some(tls) = TestTls::new() else { return };
+        let Some(smtp) = SmtpServer::start_starttls(&tls) else {
+            return;
+        };
+        let _app = reset_through(
+            format!("smtp://localhost:{}?tls=required", smtp.port),
+            Some(tls.ca.clone()),
+        )
+        .await;
+        assert_eq!(
+            smtp.wait_for(1).await[0].subject,
+            "Stride: reset your password"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn smtps_with_a_private_ca() {
+        let Some(tls) = TestTls::new() else { return };
+        let Some(smtp) = SmtpServer::start_smtps(&tls) else {
+            return;
+        };
+        let _app = reset_through(
+            format!("smtps://localhost:{}", smtp.port),
+            Some(tls.ca.clone()),
+        )
+        .await;
+        assert_eq!(
+            smtp.wait_for(1).await[0].subject,
+            "Stride: reset your password"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_untrusted_certificate_is_refused_and_recorded() {
+        let Some(tls) = TestTls::new() else { return };
+        let Some(smtp) = SmtpServer::start_starttls(&tls) else {
+            return;
+        };
+        let app = reset_through(format!("smtp://localhost:{}?tls=required", smtp.port), None).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while outbox(
+            &app,
+            "attempts >= 1 AND sent_at IS NULL AND last_error IS NOT NULL",
+        )
+        .await
+            == 0
+        {
+            assert!(Instant::now() < deadline, "the failure was not recorded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(smtp.received().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_ca_file_without_tls_stops_the_start() {
+        let Some(tls) = TestTls::new() else { return };
+        let db = crate::helpers::TestDb::new(&Backend::Sqlite).await;
+        let figment = crate::helpers::figment(&db)
+            .merge(("email.url", "smtp://localhost:25"))
+            .merge(("email.ca_file", tls.ca.as_str()));
+        let error = kernel::Config::from_figment(&figment)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("email.ca_file"), "{error}");
+        let figment = crate::helpers::figment(&db)
+            .merge(("email.url", "smtps://localhost"))
+            .merge(("email.ca_file", "/nonexistent.pem"));
+        let error = kernel::Config::from_figment(&figment)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("email.ca_file"), "{error}");
+    }
+}

@@ -151,7 +151,7 @@ pub fn courier() -> AdHoc {
                 tracing::error!("courier: no database or mailer, emails will wait in the outbox");
                 return;
             };
-            let transport = match Transport::open(&config.email.url) {
+            let transport = match Transport::open(&config.email) {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!("courier: {e}; emails will wait in the outbox");

@@ -27,6 +27,9 @@ pub struct EmailConfig {
     /// `file://DIR` (one .eml file per message).
     pub url: String,
     pub from: String,
+    /// A PEM certificate (private CA or self-signed) to trust for the SMTP server's TLS, on
+    /// top of the public roots.
+    pub ca_file: Option<String>,
 }
 
 impl Default for EmailConfig {
@@ -34,13 +37,14 @@ impl Default for EmailConfig {
         EmailConfig {
             url: "file://data/outbox".into(),
             from: "Stride <no-reply@localhost>".into(),
+            ca_file: None,
         }
     }
 }
 
 impl EmailConfig {
     pub fn validate(&self) -> Result<(), String> {
-        Transport::check(&self.url).map_err(|e| format!("email.url: {e}"))?;
+        Transport::check(self)?;
         self.from
             .parse::<Mailbox>()
             .map_err(|e| format!("email.from: not an address ({e})"))?;

@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::EmailConfig;
 
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -12,38 +15,104 @@ pub enum Transport {
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    None,
+    Opportunistic,
+    Required,
+    Wrapper,
+}
+
+/// The TLS mode and host of an SMTP URL, read as lettre reads it.
+fn tls_of(url: &str) -> Result<(TlsMode, String), String> {
+    let parsed = url::Url::parse(url).map_err(|e| e.to_string())?;
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("no host")?
+        .to_owned();
+    let mode = if parsed.scheme() == "smtps" {
+        TlsMode::Wrapper
+    } else {
+        match parsed
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned())
+            .as_deref()
+        {
+            Some("required") => TlsMode::Required,
+            Some("opportunistic") => TlsMode::Opportunistic,
+            _ => TlsMode::None,
+        }
+    };
+    Ok((mode, host))
+}
+
+/// Extra trust for the SMTP server's certificate: a private CA or a self-signed certificate.
+fn tls_parameters(host: &str, ca_file: &str) -> Result<TlsParameters, String> {
+    let pem = std::fs::read(ca_file).map_err(|e| format!("email.ca_file {ca_file}: {e}"))?;
+    let certificate =
+        Certificate::from_pem(&pem).map_err(|e| format!("email.ca_file {ca_file}: {e}"))?;
+    TlsParameters::builder(host.to_owned())
+        .add_root_certificate(certificate)
+        .build_rustls()
+        .map_err(|e| format!("email.ca_file {ca_file}: {e}"))
+}
+
 impl Transport {
     /// The folder of a `file://` URL (not URL-parsed: `file://data/outbox` is relative).
     fn folder(url: &str) -> Option<PathBuf> {
         url.strip_prefix("file://").map(PathBuf::from)
     }
 
-    /// Checks a URL without connecting or creating anything.
-    pub fn check(url: &str) -> Result<(), String> {
+    /// Checks the configuration without connecting or creating anything. Errors name the key.
+    pub fn check(config: &EmailConfig) -> Result<(), String> {
+        let url = config.url.as_str();
         if let Some(folder) = Self::folder(url) {
-            return if folder.as_os_str().is_empty() {
-                Err("file:// needs a folder".into())
-            } else {
-                Ok(())
+            if folder.as_os_str().is_empty() {
+                return Err("email.url: file:// needs a folder".into());
+            }
+            return match config.ca_file {
+                Some(_) => Err("email.ca_file: only used with SMTP over TLS".into()),
+                None => Ok(()),
             };
         }
         if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-            return Err("must be smtp://host:port, smtps://host or file://DIR".into());
+            return Err("email.url: must be smtp://host:port, smtps://host or file://DIR".into());
         }
         AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("email.url: {e}"))?;
+        let (mode, host) = tls_of(url).map_err(|e| format!("email.url: {e}"))?;
+        if let Some(ca_file) = &config.ca_file {
+            if mode == TlsMode::None {
+                return Err(
+                    "email.ca_file: only used with smtps:// or ?tls=required|opportunistic".into(),
+                );
+            }
+            tls_parameters(&host, ca_file)?;
+        }
+        Ok(())
     }
 
-    pub fn open(url: &str) -> Result<Transport, String> {
-        Self::check(url)?;
-        if let Some(folder) = Self::folder(url) {
+    pub fn open(config: &EmailConfig) -> Result<Transport, String> {
+        Self::check(config)?;
+        if let Some(folder) = Self::folder(&config.url) {
             std::fs::create_dir_all(&folder)
                 .map_err(|e| format!("email folder {}: {e}", folder.display()))?;
             return Ok(Transport::File(AsyncFileTransport::new(folder)));
         }
-        let builder =
-            AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map_err(|e| e.to_string())?;
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.url)
+            .map_err(|e| e.to_string())?;
+        if let Some(ca_file) = &config.ca_file {
+            let (mode, host) = tls_of(&config.url)?;
+            let parameters = tls_parameters(&host, ca_file)?;
+            builder = builder.tls(match mode {
+                TlsMode::Wrapper => Tls::Wrapper(parameters),
+                TlsMode::Required => Tls::Required(parameters),
+                TlsMode::Opportunistic => Tls::Opportunistic(parameters),
+                TlsMode::None => Tls::None,
+            });
+        }
         Ok(Transport::Smtp(builder.timeout(Some(SMTP_TIMEOUT)).build()))
     }
 
@@ -60,5 +129,30 @@ impl Transport {
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_modes() {
+        assert_eq!(
+            tls_of("smtps://mail.example.org").ok(),
+            Some((TlsMode::Wrapper, "mail.example.org".into()))
+        );
+        assert_eq!(
+            tls_of("smtp://u:p@localhost:587?tls=required").ok(),
+            Some((TlsMode::Required, "localhost".into()))
+        );
+        assert_eq!(
+            tls_of("smtp://h:25?tls=opportunistic").ok().map(|t| t.0),
+            Some(TlsMode::Opportunistic)
+        );
+        assert_eq!(
+            tls_of("smtp://127.0.0.1:2525").ok().map(|t| t.0),
+            Some(TlsMode::None)
+        );
     }
 }
