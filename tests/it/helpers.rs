@@ -301,6 +301,16 @@ impl TestApp {
             .expect("test SQL");
     }
 
+    /// The single integer a query returns (`SELECT COUNT(*) AS n …`), on the server's database.
+    pub async fn count(&self, query: &str) -> i64 {
+        let db = kernel::Db::fetch(self.client.rocket()).expect("database");
+        let row = sqlx::query(query)
+            .fetch_one(&***db)
+            .await
+            .expect("test SQL");
+        sqlx::Row::try_get(&row, "n").expect("a column n")
+    }
+
     /// Registers `name` and makes it an instance admin; returns its token.
     pub async fn admin(&self, name: &str) -> String {
         let token = self.register(name).await;

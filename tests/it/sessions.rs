@@ -83,9 +83,10 @@ each_backend! {
         assert_eq!(app.profile(&token).await.status.code, 200);
         sleep(2).await;
         app.profile(&token).await.assert_error(401, EXPIRED);
-        // Logging in again gives a fresh token.
+        // Logging in again gives a fresh token, and the expired session is gone.
         let token = app.login("sam@example.com", PASSWORD).await.token();
         assert_eq!(app.profile(&token).await.status.code, 200);
+        assert_eq!(app.count("SELECT COUNT(*) AS n FROM sessions").await, 1);
     }
 
     async fn tokens_survive_a_restart_with_the_stored_key(backend) {

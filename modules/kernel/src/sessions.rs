@@ -31,6 +31,12 @@ pub async fn open(
     let created_at = now();
     let expires_at =
         created_at.saturating_add(i64::try_from(config.tokens.session_ttl).unwrap_or(i64::MAX));
+    // Expired sessions of this user go as a new one comes: the table holds live sessions only.
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_at < $2")
+        .bind(user_id)
+        .bind(created_at)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )

@@ -106,7 +106,12 @@ async fn deliver(
     match outcome {
         Ok(()) => {
             tracing::info!(id = mail.id, attempts, "email sent");
-            sqlx::query("UPDATE outbox SET sent_at = $1, attempts = $2, claimed_until = NULL, last_error = NULL WHERE id = $3")
+            // A sent message keeps its headers for the record, not its body: a reset link must
+            // not outlive its delivery in clear.
+            sqlx::query(
+                "UPDATE outbox SET sent_at = $1, attempts = $2, claimed_until = NULL, last_error = NULL, \
+                 text_body = '', html_body = '' WHERE id = $3",
+            )
                 .bind(now())
                 .bind(attempts)
                 .bind(mail.id)
@@ -125,7 +130,8 @@ async fn deliver(
             );
             sqlx::query(
                 "UPDATE outbox SET attempts = $1, next_attempt_at = $2, claimed_until = NULL, last_error = $3, \
-                 failed_at = $4 WHERE id = $5",
+                 failed_at = $4, text_body = CASE WHEN $4 IS NULL THEN text_body ELSE '' END, \
+                 html_body = CASE WHEN $4 IS NULL THEN html_body ELSE '' END WHERE id = $5",
             )
             .bind(attempts)
             .bind(now() + retry_in)
