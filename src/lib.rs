@@ -18,6 +18,9 @@ pub fn figment() -> Figment {
         // Account payloads are small; a megabyte of JSON is only a nuisance.
         .merge(Serialized::default("limits.json", "64 KiB"))
         .merge(Serialized::default("template_dir", default_template_dir()))
+        // Rocket trusts X-Real-IP by default, which any client can forge when no proxy sets
+        // it: throttling per client would be bypassed. Behind a proxy, name its header.
+        .merge(Serialized::default("ip_header", false))
         .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .select(Profile::from_env_or(

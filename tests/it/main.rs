@@ -12,3 +12,4 @@ mod password_reset;
 mod profile;
 mod register;
 mod sessions;
+mod throttle;

@@ -119,6 +119,20 @@ each_backend! {
         assert_eq!(outbox(&app, "1 = 1").await, 1);
     }
 
+    async fn concurrent_requests_each_get_their_email(backend) {
+        let Some(smtp) = SmtpServer::start() else { return };
+        let app = app_with_smtp(&backend, &smtp).await;
+        let names = ["ann", "ben", "cat", "dan", "eli"];
+        for name in names {
+            app.register(name).await;
+        }
+        let emails: Vec<String> = names.iter().map(|n| format!("{n}@example.com")).collect();
+        futures::future::join_all(emails.iter().map(|e| request_reset(&app, e))).await;
+        let mut to: Vec<String> = smtp.wait_for(5).await.into_iter().map(|m| m.to).collect();
+        to.sort();
+        assert_eq!(to, emails);
+    }
+
     async fn french_email_for_a_french_user(backend) {
         let Some(smtp) = SmtpServer::start() else { return };
         let app = app_with_smtp(&backend, &smtp).await;

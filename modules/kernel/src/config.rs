@@ -11,6 +11,7 @@ use rocket::figment::{self, Figment};
 use serde::Deserialize;
 
 pub use crate::mail::EmailConfig;
+pub use crate::throttle::ThrottleConfig;
 
 /// The kernel's share of the configuration. Modules read their own keys; the kernel reads only
 /// what it owns (DESIGN.md §3).
@@ -23,6 +24,7 @@ pub struct Config {
     pub pictures: PictureConfig,
     pub passwords: PasswordConfig,
     pub email: EmailConfig,
+    pub throttle: ThrottleConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +65,7 @@ impl Default for Config {
             pictures: PictureConfig::default(),
             passwords: PasswordConfig::default(),
             email: EmailConfig::default(),
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -160,6 +163,7 @@ impl Config {
             ));
         }
         self.email.validate().map_err(ConfigError)?;
+        self.throttle.validate().map_err(ConfigError)?;
         Ok(())
     }
 }

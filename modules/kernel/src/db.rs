@@ -12,7 +12,7 @@ use rocket_db_pools::Database;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Executor as _, Row};
+use sqlx::{Any, AnyPool, Executor as _, Row, Transaction};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/stride.db?mode=rwc";
 
@@ -132,6 +132,17 @@ pub fn latest_migration(backend: Backend) -> Option<i64> {
         Backend::Sqlite => &SQLITE_MIGRATIONS,
     };
     migrator.iter().map(|m| m.version).max()
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a transaction that reads and then writes would otherwise fail with
+/// SQLITE_BUSY, without waiting, whenever another connection wrote in between.
+pub async fn begin_write(pool: &AnyPool) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
 }
 
 /// Booleans are `INTEGER` on SQLite (sqlx's `Any` cannot read SQLite `BOOLEAN`, STACK.md P2)

@@ -16,6 +16,8 @@ use serde_json::json;
 pub struct ApiError {
     pub status: Status,
     pub message: Cow<'static, str>,
+    /// Seconds, for a 429.
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -28,6 +30,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -49,6 +52,13 @@ impl ApiError {
 
     pub fn not_found(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(Status::NotFound, message)
+    }
+
+    pub fn too_many_requests(message: impl Into<Cow<'static, str>>, retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(Status::TooManyRequests, message)
+        }
     }
 
     pub fn payload_too_large() -> Self {
@@ -90,7 +100,14 @@ impl From<sqlx::Error> for ApiError {
 
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
-        (self.status, envelope(&self.message)).respond_to(request)
+        let mut response = (self.status, envelope(&self.message)).respond_to(request)?;
+        if let Some(seconds) = self.retry_after {
+            response.set_header(rocket::http::Header::new(
+                "Retry-After",
+                seconds.to_string(),
+            ));
+        }
+        Ok(response)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod sessions;
 pub mod settings;
 pub mod stats;
 pub mod templates;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod validate;

@@ -1,4 +1,7 @@
+use std::net::IpAddr;
+
 use kernel::mail::language;
+use kernel::throttle::{self, Counter};
 use kernel::validate::email_key;
 use kernel::{users, ApiError, ApiResult, Config, Db, Mailer, Passwords, Payload};
 use rocket::serde::json::{json, Value};
@@ -21,14 +24,26 @@ struct ResetRequest {
 }
 
 /// Answers at once, the same way whether the address is known or not: the lookup, the token
-/// and the email happen after the answer, so neither body nor timing tells.
+/// and the email happen after the answer, so neither body nor timing tells. Requests are
+/// counted per address (known or not) and per client.
 #[post("/reset-request", data = "<body>")]
-fn reset_request(
+async fn reset_request(
     body: Payload<ResetRequest>,
     db: &State<Db>,
     config: &State<Config>,
     mailer: &State<Mailer>,
-) -> Value {
+    client: Option<IpAddr>,
+) -> ApiResult<Value> {
+    let account = email_key(&body.0.email);
+    let counters = [
+        Counter::ResetRequestsOfAccount(&account),
+        Counter::ResetRequestsOfClient(client),
+    ];
+    {
+        let mut conn = db.acquire().await?;
+        throttle::check(&mut conn, &config.throttle, &counters).await?;
+        throttle::hit(&mut conn, &config.throttle, &counters).await?;
+    }
     let pool: AnyPool = (***db).clone();
     let (config, mailer) = (config.inner().clone(), mailer.inner().clone());
     let email = body.0.email;
@@ -37,7 +52,7 @@ fn reset_request(
             tracing::error!("password reset request: {e}");
         }
     });
-    json!({ "status": "success", "message": "password reset request processed" })
+    Ok(json!({ "status": "success", "message": "password reset request processed" }))
 }
 
 async fn send_reset_link(
@@ -46,7 +61,9 @@ async fn send_reset_link(
     mailer: &Mailer,
     email: &str,
 ) -> Result<(), String> {
-    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    let mut tx = kernel::db::begin_write(pool)
+        .await
+        .map_err(|e| e.to_string())?;
     let user = users::by_email(&mut tx, &email_key(email))
         .await
         .map_err(|e| e.to_string())?;

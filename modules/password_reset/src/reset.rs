@@ -50,7 +50,7 @@ pub async fn reset(
         .map_err(Refusal::Password)?;
     // No connection is held while argon2 runs.
     let hash = passwords.hash(password.into_inner()).await?;
-    let mut tx = db.begin().await?;
+    let mut tx = kernel::db::begin_write(db).await?;
     if !tokens::consume(&mut tx, token).await? {
         return Err(Refusal::InvalidToken);
     }

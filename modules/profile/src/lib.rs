@@ -123,7 +123,7 @@ async fn edit_profile(
         Some(p) => Some(passwords.hash(p.into_inner()).await?),
         None => None,
     };
-    let mut tx = db.begin().await?;
+    let mut tx = kernel::db::begin_write(db).await?;
     sqlx::query(
         "UPDATE users SET first_name = $1, last_name = $2, location = $3, bio = $4, birth_date = $5 WHERE id = $6",
     )

@@ -3,6 +3,9 @@
 //! When the module is switched off it still answers that route, with FitTrackee's 403
 //! "error, registration is disabled", so clients see why rather than a 404.
 
+use std::net::IpAddr;
+
+use kernel::throttle::{self, Counter};
 use kernel::users::{self, InsertError};
 use kernel::validate::{Email, Password, Username};
 use kernel::{sessions, settings, ApiError, ApiResult, Config, Db, Passwords, Payload, TokenKeys};
@@ -37,6 +40,7 @@ async fn register(
     config: &State<Config>,
     keys: &State<TokenKeys>,
     passwords: &State<Passwords>,
+    client: Option<IpAddr>,
     body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
     let mut conn = db.acquire().await?;
@@ -44,6 +48,9 @@ async fn register(
     if !settings::load(&mut conn).await?.is_registration_enabled() {
         return Err(ApiError::forbidden(DISABLED));
     }
+    // Accounts made per client are counted; typos in a form are not.
+    let counters = [Counter::RegistrationsOfClient(client)];
+    throttle::check(&mut conn, &config.throttle, &counters).await?;
     let form = body?.0;
     let username = Username::parse(&form.username);
     let email = Email::parse(&form.email);
@@ -69,7 +76,7 @@ async fn register(
     drop(conn);
     let hash = passwords.hash(password.into_inner()).await?;
 
-    let mut tx = db.begin().await?;
+    let mut tx = kernel::db::begin_write(db).await?;
     let user_id = match users::insert(&mut tx, &username, &email, &hash).await {
         Ok(id) => id,
         // A racing registration of the same name or address won.
@@ -77,6 +84,7 @@ async fn register(
         Err(InsertError::Database(e)) => return Err(e.into()),
     };
     let token = sessions::open(&mut tx, keys, config, user_id).await?;
+    throttle::hit(&mut tx, &config.throttle, &counters).await?;
     tx.commit().await?;
     tracing::info!(user_id, "user registered");
     Ok((

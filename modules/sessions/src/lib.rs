@@ -1,5 +1,8 @@
 //! Sessions: `POST /api/auth/login`, `GET`/`POST /api/auth/logout`.
 
+use std::net::IpAddr;
+
+use kernel::throttle::{self, Counter};
 use kernel::users;
 use kernel::validate::email_key;
 use kernel::{sessions, ApiError, ApiResult, AuthUser, Config, Db, Passwords, Payload, TokenKeys};
@@ -25,33 +28,38 @@ struct Login {
 }
 
 /// Unknown address and wrong password answer alike, in the same time: both verify an argon2
-/// hash (a dummy one for an unknown address).
+/// hash (a dummy one for an unknown address). Failures are counted per address and per client;
+/// past the limit the answer is a 429, whatever the password.
 #[post("/login", data = "<body>")]
 async fn login(
     db: &State<Db>,
     config: &State<Config>,
     keys: &State<TokenKeys>,
     passwords: &State<Passwords>,
+    client: Option<IpAddr>,
     body: Payload<Login>,
 ) -> ApiResult<Value> {
     let Login { email, password } = body.0;
-    if password.chars().count() > kernel::config::MAX_PASSWORD_LENGTH {
-        // Never hash an oversized input; no account can have such a password anyway. The
-        // answer does not depend on the account, so it tells nothing.
-        return Err(ApiError::unauthorized(INVALID_CREDENTIALS));
-    }
+    let account = email_key(&email);
+    let counters = [
+        Counter::LoginFailuresOfAccount(&account),
+        Counter::LoginFailuresOfClient(client),
+    ];
     let found = {
         let mut conn = db.acquire().await?;
-        users::credentials(&mut conn, &email_key(&email)).await?
+        throttle::check(&mut conn, &config.throttle, &counters).await?;
+        users::credentials(&mut conn, &account).await?
     };
+    // Never hash an oversized input: no account can have such a password anyway.
+    let acceptable = password.chars().count() <= kernel::config::MAX_PASSWORD_LENGTH;
     let (user_id, hash) = found.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
-    if !passwords.verify(password, hash).await? {
-        return Err(ApiError::unauthorized(INVALID_CREDENTIALS));
-    }
-    let Some(user_id) = user_id else {
+    let verified = acceptable && passwords.verify(password, hash).await?;
+    let mut conn = db.acquire().await?;
+    let Some(user_id) = user_id.filter(|_| verified) else {
+        throttle::hit(&mut conn, &config.throttle, &counters).await?;
         return Err(ApiError::unauthorized(INVALID_CREDENTIALS));
     };
-    let mut conn = db.acquire().await?;
+    throttle::clear(&mut conn, &config.throttle, &counters[0]).await?;
     let token = sessions::open(&mut conn, keys, config, user_id).await?;
     Ok(json!({ "status": "success", "message": "successfully logged in", "auth_token": token }))
 }
