@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod passwords;
 pub mod payload;
+pub mod pictures;
 pub mod sessions;
 pub mod settings;
 pub mod stats;
