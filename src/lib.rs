@@ -32,4 +32,5 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(registration::stage())
         .attach(sessions::stage())
         .attach(profile::stage())
+        .attach(pictures::stage())
 }

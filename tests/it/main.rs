@@ -6,6 +6,7 @@ mod helpers;
 mod cli;
 mod config;
 mod errors;
+mod pictures;
 mod profile;
 mod register;
 mod sessions;
