@@ -30,6 +30,10 @@ pub const MAX_SIDE: u32 = 8192;
 pub const MAX_DECODED: u64 = 128 * 1024 * 1024;
 /// JPEG re-encoding quality: visually lossless for photos, a third of the size of 100.
 pub const JPEG_QUALITY: u8 = 90;
+/// Speed of the colour quantizer, used only when a GIF's first frame over its canvas ends up with
+/// more than 256 colours (a full palette plus transparent borders): 10 is the gif crate's
+/// suggested balance; image's default, 1, takes seconds on a large canvas.
+const GIF_QUANTIZER_SPEED: i32 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -186,7 +190,11 @@ fn encode(
             icc_profile,
         )?,
         // GIF carries no colour profile.
-        Format::Gif => write(GifEncoder::new(&mut out), image, None)?,
+        Format::Gif => write(
+            GifEncoder::new_with_speed(&mut out, GIF_QUANTIZER_SPEED),
+            image,
+            None,
+        )?,
     }
     Ok(out)
 }
@@ -253,6 +261,19 @@ mod tests {
             reencode(Format::Png, &png(MAX_SIDE + 1, 1)),
             Err(Refusal::TooManyPixels)
         );
+    }
+
+    #[test]
+    fn a_gif_canvas_counts() {
+        // A 2×2 frame on a canvas that claims 8192×8192 (256 MB of RGBA): refused from the
+        // header, whatever the frame.
+        let mut gif = Vec::new();
+        DynamicImage::new_rgba8(2, 2)
+            .write_to(&mut Cursor::new(&mut gif), ImageFormat::Gif)
+            .expect("encode");
+        gif[6..8].copy_from_slice(&8192u16.to_le_bytes());
+        gif[8..10].copy_from_slice(&8192u16.to_le_bytes());
+        assert_eq!(reencode(Format::Gif, &gif), Err(Refusal::TooBigDecoded));
     }
 
     #[test]
