@@ -264,6 +264,37 @@ mod tests {
     }
 
     #[test]
+    fn the_colour_profile_stays() {
+        let profile = b"stand-in ICC profile bytes".to_vec();
+        for format in [Format::Png, Format::Jpeg] {
+            let mut original = Vec::new();
+            let image = DynamicImage::new_rgb8(3, 2);
+            match format {
+                Format::Png => write(
+                    PngEncoder::new(&mut original),
+                    &image,
+                    Some(profile.clone()),
+                ),
+                _ => write(
+                    JpegEncoder::new(&mut original),
+                    &image,
+                    Some(profile.clone()),
+                ),
+            }
+            .expect("encode");
+            let served = reencode(format, &original).expect("re-encode");
+            let mut reader = ImageReader::with_format(Cursor::new(&served), format.image_format());
+            reader.limits(limits());
+            let mut decoder = reader.into_decoder().expect("decoder");
+            assert_eq!(
+                decoder.icc_profile().expect("read"),
+                Some(profile.clone()),
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_gif_canvas_counts() {
         // A 2×2 frame on a canvas that claims 8192×8192 (256 MB of RGBA): refused from the
         // header, whatever the frame.
