@@ -48,4 +48,5 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(sessions::stage())
         .attach(profile::stage())
         .attach(password_reset::stage())
+        .attach(pictures::stage())
 }

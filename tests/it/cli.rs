@@ -248,3 +248,153 @@ async fn migrate_then_serve_on_postgres() {
     .expect("join");
     drop(db);
 }
+
+/// Resident memory of a process in bytes: (now, peak since the last reset).
+#[cfg(target_os = "linux")]
+fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Streams a picture upload of `size` bytes of zeros, the way a client with a huge file does:
+/// from a reader, 64 KiB at a time (nothing of that size is ever in the test's memory either),
+/// reading the answer concurrently, as the server may answer and close before the body ends.
+/// Returns the raw answer and how many body bytes the server took before it stopped reading.
+fn stream_upload(server: &Server, token: &str, size: u64, chunked: bool) -> (String, u64) {
+    use std::io::Write;
+    use std::net::{Shutdown, TcpStream};
+
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut answer = stream.try_clone().expect("clone");
+    answer
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // Until the server closes; a reset after its answer is a close too.
+        while let Ok(n @ 1..) = answer.read(&mut buffer) {
+            bytes.extend_from_slice(&buffer[..n]);
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    });
+
+    let boundary = "stride-big-upload";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.png\"\r\n\
+         Content-Type: image/png\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    let length = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!(
+            "Content-Length: {}",
+            head.len() as u64 + size + tail.len() as u64
+        )
+    };
+    let request = format!(
+        "POST /api/auth/picture HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\n{length}\r\n\r\n"
+    );
+    let frame = |data: &[u8]| -> Vec<u8> {
+        if chunked {
+            let mut framed = format!("{:x}\r\n", data.len()).into_bytes();
+            framed.extend_from_slice(data);
+            framed.extend_from_slice(b"\r\n");
+            framed
+        } else {
+            data.to_vec()
+        }
+    };
+    let mut sent = 0u64;
+    let mut send = |stream: &mut TcpStream, data: &[u8]| -> bool {
+        let ok = stream.write_all(&frame(data)).is_ok();
+        if ok {
+            sent += data.len() as u64;
+        }
+        ok
+    };
+    let mut file = std::io::repeat(0).take(size);
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut open =
+        stream.write_all(request.as_bytes()).is_ok() && send(&mut stream, head.as_bytes());
+    while open {
+        let n = file.read(&mut buffer).expect("zeros");
+        if n == 0 {
+            break;
+        }
+        open = send(&mut stream, &buffer[..n]);
+    }
+    if open && send(&mut stream, tail.as_bytes()) && chunked {
+        let _ = stream.write_all(b"0\r\n\r\n");
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    (reader.join().expect("reader"), sent)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_200_mb_picture_is_refused_while_it_streams() {
+    const SIZE: u64 = 200 * 1024 * 1024;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start(dir.path(), None);
+    let (status, body) = call_ok(
+        &server,
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(
+            json!({"username": "sam", "email": "sam@example.com", "password": PASSWORD, "password_conf": PASSWORD}),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let token = body["auth_token"].as_str().expect("token").to_owned();
+    let pid = server.child.id();
+    // Warm up the upload path (buffers, a blocking thread) before measuring.
+    let (warm_up, _) = stream_upload(&server, &token, 2 * 1024 * 1024, true);
+    assert!(warm_up.starts_with("HTTP/1.1 413"), "{warm_up}");
+
+    // Announced (Content-Length) and unannounced (chunked) alike.
+    for chunked in [false, true] {
+        // Reset the peak, so that it measures this upload only.
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset VmHWM");
+        let (before, _) = memory(pid);
+        let (answer, sent) = stream_upload(&server, &token, SIZE, chunked);
+        let (after, peak) = memory(pid);
+        let growth = peak.saturating_sub(before);
+        eprintln!(
+            "200 MB upload (chunked: {chunked}): server RSS {} KiB before, {} KiB after, peak +{} KiB; \
+             {} KiB of the body sent before the server stopped reading",
+            before / 1024, after / 1024, growth / 1024, sent / 1024
+        );
+        assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+        let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let json: Value = serde_json::from_str(json).unwrap_or_else(|_| panic!("JSON: {answer}"));
+        assert_eq!(
+            json,
+            json!({"status": "error",
+            "message": "error during picture update: file size exceeds 1.0MB"})
+        );
+        assert!(
+            growth < 32 * 1024 * 1024,
+            "the server grew by {} KiB",
+            growth / 1024
+        );
+        assert!(sent < SIZE, "the server read the whole body");
+        let (status, body) = call_ok(&server, "GET", "/api/ping", None, None);
+        assert_eq!((status, body["message"].as_str()), (200, Some("pong!")));
+    }
+}

@@ -326,3 +326,156 @@ impl TestApp {
 pub async fn sleep(seconds: u64) {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
 }
+
+/// An answer whatever its body (an image, or nothing), with its headers.
+pub struct RawReply {
+    pub status: Status,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawReply {
+    /// Every value of a header (case-insensitive name).
+    pub fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The one value of a header; fails when absent or repeated.
+    #[track_caller]
+    pub fn header(&self, name: &str) -> &str {
+        match self.header_values(name)[..] {
+            [value] => value,
+            ref values => panic!("{name}: {values:?}"),
+        }
+    }
+
+    /// The answer as a JSON reply.
+    #[track_caller]
+    pub fn json(&self) -> Reply {
+        let is_json = self
+            .header_values("Content-Type")
+            .first()
+            .is_some_and(|c| c.starts_with("application/json"));
+        let text = String::from_utf8_lossy(&self.body);
+        assert!(is_json, "not JSON ({}): {text}", self.status);
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("invalid JSON ({e}): {text}"));
+        Reply {
+            status: self.status,
+            body,
+        }
+    }
+}
+
+/// The boundary of the bodies `multipart` builds.
+pub const BOUNDARY: &str = "------------------------stride7MA4YWxkTrZu0gW";
+
+pub fn multipart_content_type() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+/// One part of a `multipart/form-data` body.
+pub struct Part<'a> {
+    pub name: &'a str,
+    /// `None`: a plain form field (no `filename` parameter).
+    pub file_name: Option<&'a str>,
+    pub content: &'a [u8],
+}
+
+/// A `multipart/form-data` body, as a browser sends it.
+pub fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for part in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        let disposition = match part.file_name {
+            Some(file) => format!(
+                "Content-Disposition: form-data; name=\"{}\"; filename=\"{file}\"\r\n\
+                 Content-Type: application/octet-stream\r\n",
+                part.name
+            ),
+            None => format!("Content-Disposition: form-data; name=\"{}\"\r\n", part.name),
+        };
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(part.content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// A body with one file part named `file`.
+pub fn file_body(file_name: &str, content: &[u8]) -> Vec<u8> {
+    multipart(&[Part {
+        name: "file",
+        file_name: Some(file_name),
+        content,
+    }])
+}
+
+impl TestApp {
+    /// Any request, with any headers and body; the answer whatever its type.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> RawReply {
+        let method = method.parse().expect("an HTTP method");
+        let mut request = self.client.req(method, path.to_owned());
+        for (name, value) in headers {
+            request = request.header(Header::new(name.to_string(), value.to_string()));
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.dispatch().await;
+        let status = response.status();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|h| (h.name().to_string(), h.value().to_string()))
+            .collect();
+        let body = response.into_bytes().await.unwrap_or_default();
+        RawReply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `POST /api/auth/picture` with a multipart body.
+    pub async fn upload_body(&self, token: &str, body: Vec<u8>) -> Reply {
+        let bearer = format!("Bearer {token}");
+        let content_type = multipart_content_type();
+        self.raw(
+            "POST",
+            "/api/auth/picture",
+            &[("Authorization", &bearer), ("Content-Type", &content_type)],
+            Some(body),
+        )
+        .await
+        .json()
+    }
+
+    /// Uploads `content` as the picture, under the file name `file_name`.
+    pub async fn upload_picture(&self, token: &str, file_name: &str, content: &[u8]) -> Reply {
+        self.upload_body(token, file_body(file_name, content)).await
+    }
+
+    /// `GET /api/users/<username>/picture`, with extra request headers.
+    pub async fn picture(&self, username: &str, headers: &[(&str, &str)]) -> RawReply {
+        self.raw(
+            "GET",
+            &format!("/api/users/{username}/picture"),
+            headers,
+            None,
+        )
+        .await
+    }
+}

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod errors;
 mod password_reset;
+mod pictures;
 mod profile;
 mod register;
 mod sessions;

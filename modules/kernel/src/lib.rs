@@ -10,6 +10,7 @@ pub mod error;
 pub mod mail;
 pub mod passwords;
 pub mod payload;
+pub mod pictures;
 pub mod sessions;
 pub mod settings;
 pub mod stats;

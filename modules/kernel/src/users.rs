@@ -27,11 +27,15 @@ pub struct User {
     pub weekm: bool,
     pub language: Option<String>,
     pub imperial_units: bool,
+    /// Whether the user has a picture (kept in the pictures store).
+    pub picture: bool,
 }
 
 /// The columns `User::from_row` reads, for queries that select a user, qualified by `u.`.
+/// (`picture` is a CASE, not a bare EXISTS, so that it decodes as an integer on both backends.)
 pub const USER_COLUMNS: &str = "u.id, u.username, u.email, u.admin, u.created_at, u.first_name, \
-     u.last_name, u.bio, u.location, u.birth_date, u.timezone, u.weekm, u.language, u.imperial_units";
+     u.last_name, u.bio, u.location, u.birth_date, u.timezone, u.weekm, u.language, u.imperial_units, \
+     CASE WHEN EXISTS (SELECT 1 FROM pictures p WHERE p.user_id = u.id) THEN 1 ELSE 0 END AS picture";
 
 impl User {
     pub fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
@@ -50,6 +54,7 @@ impl User {
             weekm: get_bool(row, "weekm")?,
             language: row.try_get("language")?,
             imperial_units: get_bool(row, "imperial_units")?,
+            picture: get_bool(row, "picture")?,
         })
     }
 }

@@ -46,7 +46,7 @@ pub fn profile_json(user: &User, summary: &WorkoutSummary) -> Value {
         "language": user.language,
         "last_name": user.last_name,
         "location": user.location,
-        "picture": false,
+        "picture": user.picture,
         "timezone": user.timezone,
         "username": user.username,
         "weekm": user.weekm,
