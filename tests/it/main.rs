@@ -4,6 +4,7 @@
 mod helpers;
 mod mail;
 
+mod attenuation;
 mod browser;
 mod cli;
 mod config;

@@ -120,4 +120,53 @@ each_backend! {
         let body = json!({"email": "a@b.co", "password": "x".repeat(70_000)});
         app.post("/api/auth/login", body).await.assert_error(413, "error, payload too large");
     }
+
+    async fn users_list_and_end_their_sessions(backend) {
+        let app = TestApp::new(&backend).await;
+        let first = app.register("sam").await;
+        let request = app.client.post("/api/auth/login")
+            .header(rocket::http::ContentType::JSON)
+            .header(rocket::http::Header::new("User-Agent", "FitTrackee-app/1.0"))
+            .body(json!({"email": "sam@example.com", "password": PASSWORD}).to_string());
+        let second: serde_json::Value = serde_json::from_str(&request.dispatch().await.into_string().await.expect("body")).expect("json");
+        let second = second["auth_token"].as_str().expect("token").to_owned();
+        let third = app.login("sam@example.com", PASSWORD).await.token();
+        let other_user = app.register("bob").await;
+
+        let reply = app.get("/api/auth/sessions", Some(&second)).await;
+        assert_eq!(reply.status.code, 200, "{}", reply.body);
+        let sessions = reply.body["data"]["sessions"].as_array().expect("a list").clone();
+        assert_eq!(sessions.len(), 3);
+        let current: Vec<_> = sessions.iter().filter(|s| s["current"] == true).collect();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0]["user_agent"], "FitTrackee-app/1.0");
+        for session in &sessions {
+            for key in ["created_at", "last_used_at", "expires_at"] {
+                assert!(session[key].as_str().is_some_and(|d| d.ends_with(" GMT")), "{key}: {session}");
+            }
+        }
+
+        // End one: the first token dies, the others live.
+        let first_id = sessions.iter().find(|s| s["current"] == false && s["user_agent"] != "FitTrackee-app/1.0")
+            .and_then(|s| s["id"].as_str()).expect("an id").to_owned();
+        let ended = app.send("DELETE", &format!("/api/auth/sessions/{first_id}"), Some(&second), None).await;
+        assert_eq!(ended.status.code, 204);
+        let alive = [app.profile(&first).await.status.code, app.profile(&third).await.status.code];
+        assert!(alive.contains(&200) && alive.contains(&401), "{alive:?}");
+        // Unknown ids, and other users' sessions, are not found.
+        app.send("DELETE", "/api/auth/sessions/nope", Some(&second), None).await.assert_error(404, "session not found");
+        let bobs = app.get("/api/auth/sessions", Some(&other_user)).await.body["data"]["sessions"][0]["id"]
+            .as_str().expect("bob's session").to_owned();
+        app.send("DELETE", &format!("/api/auth/sessions/{bobs}"), Some(&second), None).await.assert_error(404, "session not found");
+        assert_eq!(app.profile(&other_user).await.status.code, 200);
+
+        // End all the others: only the current one is left.
+        let reply = app.send("DELETE", "/api/auth/sessions", Some(&second), None).await;
+        reply.assert_success(200, "other sessions ended");
+        assert_eq!(reply.body["data"]["ended"], 1);
+        assert_eq!(app.get("/api/auth/sessions", Some(&second)).await.body["data"]["sessions"].as_array().map(Vec::len), Some(1));
+        app.profile(&third).await.assert_error(401, "provide a valid auth token");
+        assert_eq!(app.profile(&second).await.status.code, 200);
+        app.get("/api/auth/sessions", None).await.assert_error(401, "provide a valid auth token");
+    }
 }

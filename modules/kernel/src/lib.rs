@@ -5,6 +5,7 @@
 //! A module is a fairing made with [`module`]: mounted when `modules.<name>` is on.
 
 pub mod config;
+pub mod dates;
 pub mod db;
 pub mod error;
 pub mod mail;

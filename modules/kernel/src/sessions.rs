@@ -5,7 +5,7 @@
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket_db_pools::Database;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 
 use crate::config::Config;
 use crate::db::{now, Db};
@@ -18,12 +18,33 @@ pub const TOKEN_EXPIRED: &str = "signature expired, please log in again";
 pub const TOKEN_INVALID: &str = "invalid token, please log in again";
 pub const TOKEN_NOT_ALLOWED: &str = "this token does not allow this request";
 
+const LAST_USED_PRECISION: i64 = 60;
+/// Longest user agent kept.
+const USER_AGENT_MAX: usize = 256;
+
+/// The client's `User-Agent`, to tell sessions apart in the user's list.
+pub struct UserAgent(pub Option<String>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for UserAgent {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let agent = request
+            .headers()
+            .get_one("User-Agent")
+            .map(|a| a.chars().take(USER_AGENT_MAX).collect());
+        Outcome::Success(UserAgent(agent))
+    }
+}
+
 /// Opens a session for a user and returns its token.
 pub async fn open(
     conn: &mut AnyConnection,
     keys: &TokenKeys,
     config: &Config,
     user_id: i64,
+    agent: &UserAgent,
 ) -> Result<String, ApiError> {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| ApiError::internal("no OS randomness", e))?;
@@ -38,12 +59,14 @@ pub async fn open(
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO sessions (id, user_id, created_at, expires_at, last_used_at, user_agent) \
+         VALUES ($1, $2, $3, $4, $3, $5)",
     )
     .bind(&id)
     .bind(user_id)
     .bind(created_at)
     .bind(expires_at)
+    .bind(agent.0.as_deref())
     .execute(conn)
     .await?;
     keys.mint(user_id, &id, expires_at)
@@ -126,17 +149,28 @@ async fn authenticate(request: &Request<'_>) -> Result<AuthUser, ApiError> {
     let db = Db::fetch(request.rocket())
         .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
     let sql = format!(
-        "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3"
+        "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at FROM sessions s \
+         JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3"
     );
+    let now = now();
     let row = sqlx::query(&sql)
         .bind(&claims.session_id)
         .bind(claims.user_id)
-        .bind(now())
+        .bind(now)
         .fetch_optional(&***db)
         .await?;
     let row = row.ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
     let user = User::from_row(&row)?;
+    // "Last used" is kept to the minute: one small write a minute per session, not one per
+    // request.
+    let last_used: i64 = row.try_get("session_last_used_at")?;
+    if now - last_used >= LAST_USED_PRECISION {
+        sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(&claims.session_id)
+            .execute(&***db)
+            .await?;
+    }
     Ok(AuthUser {
         user,
         session_id: claims.session_id,

@@ -121,8 +121,10 @@ impl TokenKeys {
     }
 }
 
-/// A failed check in block 0 can only be our expiry check; failed checks in later blocks are
-/// the holder's own restrictions. A missing `purpose("session")` is not a session token.
+/// A failed check in block 0 can only be our expiry check. Failed checks in later blocks are
+/// the holder's own restrictions: when they are all about time, the narrowed token has simply
+/// expired; otherwise it does not allow this request. A missing `purpose("session")` is not a
+/// session token.
 fn classify(error: &TokenError) -> Rejection {
     let checks = match error {
         TokenError::FailedLogic(
@@ -130,17 +132,21 @@ fn classify(error: &TokenError) -> Rejection {
         ) => checks,
         _ => return Rejection::Invalid,
     };
-    let in_block = |wanted: fn(u32) -> bool| {
-        checks
-            .iter()
-            .any(|c| matches!(c, FailedCheck::Block(b) if wanted(b.block_id)))
-    };
-    if in_block(|id| id == 0) {
+    let blocks: Vec<_> = checks
+        .iter()
+        .filter_map(|c| match c {
+            FailedCheck::Block(b) => Some(b),
+            FailedCheck::Authorizer(_) => None,
+        })
+        .collect();
+    if blocks.iter().any(|b| b.block_id == 0) {
         Rejection::Expired
-    } else if in_block(|id| id > 0) {
-        Rejection::Forbidden
-    } else {
+    } else if blocks.is_empty() {
         Rejection::Invalid
+    } else if blocks.iter().all(|b| b.rule.contains("time(")) {
+        Rejection::Expired
+    } else {
+        Rejection::Forbidden
     }
 }
 
@@ -204,5 +210,12 @@ mod tests {
             k.verify(&read_only, "write", "/api/auth/profile/edit"),
             Err(Rejection::Forbidden)
         );
+        let past = SystemTime::now() - Duration::from_secs(5);
+        let narrowed = t
+            .append(block!(r#"check if time($t), $t <= {past};"#, past = past))
+            .expect("append")
+            .to_base64()
+            .expect("b64");
+        assert_eq!(k.verify(&narrowed, "read", "/"), Err(Rejection::Expired));
     }
 }

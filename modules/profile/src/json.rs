@@ -1,26 +1,13 @@
 //! The profile as FitTrackee serialises it, and the field readers of the edit payloads.
 
+use kernel::dates::{http_date, http_date_from_unix};
 use kernel::stats::WorkoutSummary;
 use kernel::users::User;
 use kernel::ApiError;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use time::macros::format_description;
-use time::{Date, OffsetDateTime};
-
-/// RFC 1123 dates, as Flask renders them: "Sun, 14 Jul 2019 14:09:58 GMT".
-fn http_date(at: OffsetDateTime) -> String {
-    let format = format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    at.format(&format).unwrap_or_default()
-}
-
-fn http_date_from_unix(seconds: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .map(http_date)
-        .unwrap_or_default()
-}
+use time::Date;
 
 /// `YYYY-MM-DD`, the only form the edit endpoint takes and the form it is stored in.
 pub fn parse_birth_date(raw: &str) -> Option<String> {

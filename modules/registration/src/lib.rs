@@ -5,6 +5,7 @@
 
 use std::net::IpAddr;
 
+use kernel::sessions::UserAgent;
 use kernel::throttle::{self, Counter};
 use kernel::users::{self, InsertError};
 use kernel::validate::{Email, Password, Username};
@@ -41,6 +42,7 @@ async fn register(
     keys: &State<TokenKeys>,
     passwords: &State<Passwords>,
     client: Option<IpAddr>,
+    agent: UserAgent,
     body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
     let mut conn = db.acquire().await?;
@@ -83,7 +85,7 @@ async fn register(
         Err(InsertError::Duplicate) => return Err(ApiError::bad_request(ALREADY_EXISTS)),
         Err(InsertError::Database(e)) => return Err(e.into()),
     };
-    let token = sessions::open(&mut tx, keys, config, user_id).await?;
+    let token = sessions::open(&mut tx, keys, config, user_id, &agent).await?;
     throttle::hit(&mut tx, &config.throttle, &counters).await?;
     tx.commit().await?;
     tracing::info!(user_id, "user registered");

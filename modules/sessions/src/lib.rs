@@ -1,7 +1,10 @@
 //! Sessions: `POST /api/auth/login`, `GET`/`POST /api/auth/logout`.
 
+mod manage;
+
 use std::net::IpAddr;
 
+use kernel::sessions::UserAgent;
 use kernel::throttle::{self, Counter};
 use kernel::users;
 use kernel::validate::email_key;
@@ -16,7 +19,11 @@ pub const INVALID_CREDENTIALS: &str = "invalid credentials";
 pub fn stage() -> AdHoc {
     kernel::module(
         "sessions",
-        |rocket| rocket.mount("/api/auth", routes![login, logout_get, logout_post]),
+        |rocket| {
+            rocket
+                .mount("/api/auth", routes![login, logout_get, logout_post])
+                .mount("/api/auth", manage::routes())
+        },
         |rocket| rocket,
     )
 }
@@ -37,6 +44,7 @@ async fn login(
     keys: &State<TokenKeys>,
     passwords: &State<Passwords>,
     client: Option<IpAddr>,
+    agent: UserAgent,
     body: Payload<Login>,
 ) -> ApiResult<Value> {
     let Login { email, password } = body.0;
@@ -60,7 +68,7 @@ async fn login(
         return Err(ApiError::unauthorized(INVALID_CREDENTIALS));
     };
     throttle::clear(&mut conn, &config.throttle, &counters[0]).await?;
-    let token = sessions::open(&mut conn, keys, config, user_id).await?;
+    let token = sessions::open(&mut conn, keys, config, user_id, &agent).await?;
     Ok(json!({ "status": "success", "message": "successfully logged in", "auth_token": token }))
 }
 
