@@ -22,3 +22,47 @@ each_backend! {
         assert_eq!(reply.body["status"], "error");
     }
 }
+
+mod headers {
+    use crate::helpers::{Backend, TestApp};
+
+    #[tokio::test]
+    async fn security_headers_on_every_response() {
+        let app = TestApp::new(&Backend::Sqlite).await;
+        for path in ["/api/ping", "/api/nowhere"] {
+            let response = app.client.get(path).dispatch().await;
+            let headers = response.headers();
+            assert_eq!(
+                headers.get_one("X-Content-Type-Options"),
+                Some("nosniff"),
+                "{path}"
+            );
+            assert_eq!(headers.get_one("X-Frame-Options"), Some("DENY"), "{path}");
+            assert_eq!(
+                headers.get_one("Referrer-Policy"),
+                Some("no-referrer"),
+                "{path}"
+            );
+            assert_eq!(
+                headers.get_one("Strict-Transport-Security"),
+                None,
+                "no HSTS over http"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn hsts_when_served_over_https() {
+        let app = TestApp::with(&Backend::Sqlite, |f| {
+            f.merge(("public_url", "https://fit.example.org"))
+        })
+        .await;
+        let response = app.client.get("/api/ping").dispatch().await;
+        let hsts = response
+            .headers()
+            .get_one("Strict-Transport-Security")
+            .expect("HSTS")
+            .to_owned();
+        assert!(hsts.starts_with("max-age=31536000"), "{hsts}");
+    }
+}

@@ -22,6 +22,7 @@ pub mod users;
 pub mod validate;
 
 use rocket::fairing::{self, AdHoc};
+use rocket::shield::{Frame, Hsts, Referrer, Shield};
 use rocket::{Build, Rocket};
 use rocket_db_pools::Database;
 
@@ -37,7 +38,9 @@ pub use tokens::TokenKeys;
 /// The kernel's fairing. Attach it before any module.
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Stride kernel", |rocket| async {
+        let shield = shield(rocket.figment());
         rocket
+            .attach(shield)
             .attach(Db::init())
             .attach(rocket_dyn_templates::Template::fairing())
             .attach(AdHoc::try_on_ignite("Stride kernel state", prepare))
@@ -45,6 +48,21 @@ pub fn stage() -> AdHoc {
             .register("/", error::catchers())
             .mount("/api", settings::routes())
     })
+}
+
+/// Security headers on every response: Rocket's defaults (nosniff, a permissions policy),
+/// frames refused, no referrer, and HSTS when Stride is served over https (TLS usually ends at
+/// a proxy, so `public_url` says it, not Rocket's own TLS).
+fn shield(figment: &rocket::figment::Figment) -> Shield {
+    let shield = Shield::default()
+        .enable(Frame::Deny)
+        .enable(Referrer::NoReferrer);
+    let https = Config::from_figment(figment).is_ok_and(|c| c.public_url.starts_with("https://"));
+    if https {
+        shield.enable(Hsts::default())
+    } else {
+        shield
+    }
 }
 
 async fn prepare(rocket: Rocket<Build>) -> fairing::Result {
