@@ -59,6 +59,7 @@ async fn run(command: Command, figment: rocket::figment::Figment) -> Result<(), 
         // A one-shot command prints its own outcome, not the server's launch banner.
         _ => figment.merge(("log_level", "critical")),
     };
+    stride::logging::init(&figment);
     let rocket = stride::build(figment);
     match command {
         Command::Serve => {

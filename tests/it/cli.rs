@@ -13,9 +13,9 @@ use crate::helpers::{Backend, TestDb, PASSWORD};
 const BIN: &str = env!("CARGO_BIN_EXE_stride");
 
 /// A running server, killed when dropped (a failing test leaves no process behind).
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -32,7 +32,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn stride(dir: &Path, database: Option<&str>) -> Command {
+pub(crate) fn stride(dir: &Path, database: Option<&str>) -> Command {
     let mut command = Command::new(BIN);
     command
         .current_dir(dir)
@@ -54,14 +54,24 @@ fn run(command: &mut Command) -> Output {
 }
 
 fn start(dir: &Path, database: Option<&str>) -> Server {
+    start_with(dir, database, |_| {})
+}
+
+/// Starts the binary; `configure` may add environment or redirect its output.
+pub(crate) fn start_with(
+    dir: &Path,
+    database: Option<&str>,
+    configure: impl FnOnce(&mut Command),
+) -> Server {
     let port = free_port();
-    let child = stride(dir, database)
+    let mut command = stride(dir, database);
+    command
         .env("ROCKET_PORT", port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("stride starts");
+        .stderr(Stdio::piped());
+    configure(&mut command);
+    let child = command.spawn().expect("stride starts");
     let mut server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
@@ -86,7 +96,7 @@ fn start(dir: &Path, database: Option<&str>) -> Server {
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -117,7 +127,7 @@ fn call(
     ))
 }
 
-fn call_ok(
+pub(crate) fn call_ok(
     server: &Server,
     method: &str,
     path: &str,

@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod config;
 mod errors;
+mod logs;
 mod password_reset;
 mod pictures;
 mod profile;
