@@ -169,4 +169,19 @@ each_backend! {
         assert_eq!(app.profile(&second).await.status.code, 200);
         app.get("/api/auth/sessions", None).await.assert_error(401, "provide a valid auth token");
     }
+
+    async fn passwords_are_unicode_and_never_truncated(backend) {
+        let app = TestApp::new(&backend).await;
+        // Spaces, accents and emoji are kept as typed (NIST SP 800-63B 5.1.1.2).
+        let unicode = "pâsse mot 🔑 clé";
+        app.register_as("sam", "sam@example.com", unicode).await.assert_success(201, "successfully registered");
+        app.login("sam@example.com", unicode).await.assert_success(200, "successfully logged in");
+        app.login("sam@example.com", "passe mot 🔑 clé").await.assert_error(401, "invalid credentials");
+        // All 128 characters count: one that differs only at the end does not log in.
+        let long = format!("{}a", "x".repeat(127));
+        let almost = format!("{}b", "x".repeat(127));
+        app.register_as("bob", "bob@example.com", &long).await.assert_success(201, "successfully registered");
+        app.login("bob@example.com", &almost).await.assert_error(401, "invalid credentials");
+        app.login("bob@example.com", &long).await.assert_success(200, "successfully logged in");
+    }
 }
