@@ -336,21 +336,27 @@ mod smtp_tls {
         app
     }
 
+    /// A reset email goes out through `url` to `smtp`, trusting the test CA.
+    async fn delivered(smtp: &SmtpServer, tls: &TestTls, url: String) {
+        let _app = reset_through(url, Some(tls.ca.clone())).await;
+        assert_eq!(
+            smtp.wait_for(1).await[0].subject,
+            "Stride: reset your password"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn starttls_with_a_private_ca() {
         let Some(tls) = TestTls::new() else { return };
         let Some(smtp) = SmtpServer::start_starttls(&tls) else {
             return;
         };
-        let _app = reset_through(
+        delivered(
+            &smtp,
+            &tls,
             format!("smtp://localhost:{}?tls=required", smtp.port),
-            Some(tls.ca.clone()),
         )
         .await;
-        assert_eq!(
-            smtp.wait_for(1).await[0].subject,
-            "Stride: reset your password"
-        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,15 +365,7 @@ mod smtp_tls {
         let Some(smtp) = SmtpServer::start_smtps(&tls) else {
             return;
         };
-        let _app = reset_through(
-            format!("smtps://localhost:{}", smtp.port),
-            Some(tls.ca.clone()),
-        )
-        .await;
-        assert_eq!(
-            smtp.wait_for(1).await[0].subject,
-            "Stride: reset your password"
-        );
+        delivered(&smtp, &tls, format!("smtps://localhost:{}", smtp.port)).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

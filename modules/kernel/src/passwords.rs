@@ -47,8 +47,11 @@ impl Passwords {
         })
     }
 
-    /// Hashes a new password into a PHC string.
-    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+    /// Runs argon2 work on the blocking pool, once a permit is free.
+    async fn on_blocking_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         let permit = self
             .permits
             .clone()
@@ -57,11 +60,17 @@ impl Passwords {
             .map_err(|e| ApiError::internal("argon2 semaphore", e))?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            hash_blocking(password.as_bytes())
+            work()
         })
         .await
-        .map_err(|e| ApiError::internal("argon2 task", e))?
-        .map_err(|e| ApiError::internal("argon2", e))
+        .map_err(|e| ApiError::internal("argon2 task", e))
+    }
+
+    /// Hashes a new password into a PHC string.
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.on_blocking_pool(move || hash_blocking(password.as_bytes()))
+            .await?
+            .map_err(|e| ApiError::internal("argon2", e))
     }
 
     /// True when `password` matches `stored`. With no stored hash (unknown account) it spends
@@ -69,20 +78,13 @@ impl Passwords {
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy.to_string());
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| ApiError::internal("argon2 semaphore", e))?;
-        let matched = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            argon2()
-                .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
-        })
-        .await
-        .map_err(|e| ApiError::internal("argon2 task", e))?;
+        let matched = self
+            .on_blocking_pool(move || {
+                argon2()
+                    .verify_password(password.as_bytes(), hash.as_str())
+                    .is_ok()
+            })
+            .await?;
         Ok(known && matched)
     }
 }
