@@ -1,0 +1,72 @@
+//! Micro-benchmarks of the per-request costs the kernel controls: the session token check
+//! (the whole guard path but its one database query), argon2id with the parameters Stride uses,
+//! and the validators. `cargo bench -p stride-kernel`; BENCHMARKS.md compares them with the
+//! load scripts' figures from the same run.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kernel::db::now;
+use kernel::tokens::TokenKeys;
+use kernel::validate::{Email, Password, Username};
+use kernel::Passwords;
+
+const KEY: &str = "1d5ef0da4bbda6e6ab1b4f2c4b1d3aa5e5a4d4ea3d1d5d5bfa4b2bbdf2a1c3d4";
+
+fn tokens(c: &mut Criterion) {
+    let keys = TokenKeys::from_hex(KEY).expect("key");
+    let expiry = now() + 3600;
+    c.bench_function("token/mint", |b| {
+        b.iter(|| {
+            keys.mint(
+                black_box(42),
+                black_box("0123456789abcdef0123456789abcdef"),
+                expiry,
+            )
+        })
+    });
+    let token = keys
+        .mint(42, "0123456789abcdef0123456789abcdef", expiry)
+        .expect("mint");
+    c.bench_function("token/verify (guard path without the database)", |b| {
+        b.iter(|| {
+            keys.verify(black_box(&token), "read", "/api/auth/profile")
+                .expect("valid")
+        })
+    });
+}
+
+fn passwords(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let passwords = Passwords::new().expect("hasher");
+    let hash = runtime
+        .block_on(passwords.hash("correct-horse".into()))
+        .expect("hash");
+    let mut group = c.benchmark_group("argon2id m=19MiB t=2 p=1");
+    group.sample_size(20);
+    group.bench_function("hash", |b| {
+        b.iter(|| runtime.block_on(passwords.hash(black_box("correct-horse".into()))))
+    });
+    group.bench_function("verify (one thread)", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(passwords.verify(black_box("correct-horse".into()), Some(hash.clone())))
+        })
+    });
+    group.finish();
+}
+
+fn validators(c: &mut Criterion) {
+    c.bench_function("validate/username", |b| {
+        b.iter(|| Username::parse(black_box("sam_runs_42")))
+    });
+    c.bench_function("validate/email", |b| {
+        b.iter(|| Email::parse(black_box("first.last@sub.example.org")))
+    });
+    c.bench_function("validate/password", |b| {
+        b.iter(|| Password::parse(black_box("correct-horse"), black_box("correct-horse"), 8))
+    });
+}
+
+criterion_group!(benches, tokens, passwords, validators);
+criterion_main!(benches);
