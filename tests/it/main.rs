@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod config;
 mod errors;
+mod openapi;
 mod password_reset;
 mod pictures;
 mod profile;

@@ -15,7 +15,7 @@ mod size;
 mod upload;
 
 use kernel::pictures::{self, Lookup, Picture};
-use kernel::{settings, ApiError, ApiResult, AuthUser, Db};
+use kernel::{settings, ApiError, ApiResult, AuthUser, Db, Describe};
 use rocket::data::Data;
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
@@ -36,6 +36,7 @@ pub fn stage() -> AdHoc {
                 .manage(Decoders::new())
                 .mount("/api/auth", routes![update, remove])
                 .mount("/api/users", routes![picture])
+                .describe(include_str!("../openapi.json"))
         },
         |rocket| rocket,
     )

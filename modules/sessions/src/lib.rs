@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use kernel::throttle::{self, Counter};
 use kernel::users;
 use kernel::validate::email_key;
-use kernel::{sessions, ApiError, ApiResult, AuthUser, Config, Db, Passwords, Payload, TokenKeys};
+use kernel::{
+    sessions, ApiError, ApiResult, AuthUser, Config, Db, Describe, Passwords, Payload, TokenKeys,
+};
 use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, State};
@@ -16,7 +18,11 @@ pub const INVALID_CREDENTIALS: &str = "invalid credentials";
 pub fn stage() -> AdHoc {
     kernel::module(
         "sessions",
-        |rocket| rocket.mount("/api/auth", routes![login, logout_get, logout_post]),
+        |rocket| {
+            rocket
+                .mount("/api/auth", routes![login, logout_get, logout_post])
+                .describe(include_str!("../openapi.json"))
+        },
         |rocket| rocket,
     )
 }
