@@ -21,6 +21,31 @@ each_backend! {
         assert!(matches!(reply.status.code, 400 | 403), "{}", reply.body);
         assert_eq!(reply.body["status"], "error");
     }
+
+    // PostgreSQL refuses text holding a NUL character: such input is a 400 (a 404 for a name in
+    // a path) on both backends, never a 500 on one of them.
+    async fn nul_characters_are_refused(backend) {
+        let app = TestApp::new(&backend).await;
+        let token = app.admin("sam").await;
+        let nul = r"a\u0000b"; // JSON text for "a", NUL, "b"
+        for (path, body) in [
+            ("/api/auth/register", format!(r#"{{"username": "nul", "email": "{nul}@example.com", "password": "correct-horse", "password_conf": "correct-horse"}}"#)),
+            ("/api/auth/login", format!(r#"{{"email": "{nul}", "password": "x"}}"#)),
+            ("/api/auth/profile/edit", format!(r#"{{"first_name": "{nul}", "last_name": null, "location": null, "bio": null, "birth_date": null}}"#)),
+            ("/api/auth/profile/edit/preferences", format!(r#"{{"timezone": "{nul}", "weekm": true, "language": null, "imperial_units": false}}"#)),
+            ("/api/auth/password/reset-request", format!(r#"{{"email": "{nul}"}}"#)),
+            ("/api/auth/password/update", format!(r#"{{"token": "{nul}", "password": "correct-horse", "password_conf": "correct-horse"}}"#)),
+        ] {
+            let reply = app.send("POST", path, Some(&token), Some(&body)).await;
+            assert_eq!((path, reply.status.code), (path, 400), "{}", reply.body);
+            assert_eq!(reply.message(), "invalid payload");
+        }
+        let reply = app.send("PATCH", "/api/config", Some(&token), Some(r#"{"max_users": 1, "x": "\u0000"}"#)).await;
+        reply.assert_error(400, "invalid payload");
+        app.picture("a%00b", &[]).await.json().assert_error(404, "user does not exist");
+        // The profile is as it was.
+        assert_eq!(app.profile(&token).await.body["data"]["first_name"], serde_json::Value::Null);
+    }
 }
 
 mod headers {

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod errors;
 mod logs;
+mod openapi;
 mod password_reset;
 mod pictures;
 mod profile;

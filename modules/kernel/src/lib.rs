@@ -1,14 +1,17 @@
 //! Stride's kernel: what every module shares. It knows no module.
 //!
 //! `stage()` attaches the database pool, applies migrations, loads the token keys and the
-//! instance settings, registers the JSON catchers and mounts `/api/ping` and `/api/config`.
-//! A module is a fairing made with [`module`]: mounted when `modules.<name>` is on.
+//! instance settings, registers the JSON catchers and mounts `/api/ping`, `/api/config` and
+//! `/api/openapi.json`. A module is a fairing made with [`module`]: mounted when
+//! `modules.<name>` is on, and then describing its routes in the OpenAPI document
+//! ([`Describe`]).
 
 pub mod config;
 pub mod dates;
 pub mod db;
 pub mod error;
 pub mod mail;
+pub mod openapi;
 pub mod passwords;
 pub mod payload;
 pub mod pictures;
@@ -30,6 +33,7 @@ pub use config::Config;
 pub use db::Db;
 pub use error::{ApiError, ApiResult};
 pub use mail::Mailer;
+pub use openapi::Describe;
 pub use passwords::Passwords;
 pub use payload::Payload;
 pub use sessions::{AdminUser, AuthUser};
@@ -46,7 +50,10 @@ pub fn stage() -> AdHoc {
             .attach(AdHoc::try_on_ignite("Stride kernel state", prepare))
             .attach(mail::courier())
             .register("/", error::catchers())
+            // Managed before any module's fairing runs, so that each can describe its routes.
+            .manage(openapi::ApiDoc::new())
             .mount("/api", settings::routes())
+            .mount("/api", openapi::routes())
     })
 }
 

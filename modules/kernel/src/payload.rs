@@ -1,6 +1,8 @@
 //! `Payload<T>`: a JSON request body that is a JSON object and fits `T`, or a 400 "invalid
 //! payload" (413 past the `json` limit). Unlike Rocket's `Json<T>`, a field of the wrong type is
-//! a 400, never a 422, and a top-level array is not taken for a struct.
+//! a 400, never a 422, and a top-level array is not taken for a struct. A NUL character
+//! (`\u0000`) anywhere is refused too: PostgreSQL cannot store one in text, and no field has a
+//! use for it.
 
 use rocket::data::{self, Data, FromData, Limits};
 use rocket::request::Request;
@@ -29,13 +31,29 @@ impl<'r, T: DeserializeOwned> FromData<'r> for Payload<T> {
 }
 
 /// Parses a JSON object into `T`; anything else (not JSON, not an object, a missing field, a
-/// wrong type, a duplicate key) is `None`.
+/// wrong type, a duplicate key, a NUL character) is `None`.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
-    if *first != b'{' {
+    if *first != b'{' || escapes_nul(bytes) {
         return None;
     }
     serde_json::from_slice(bytes).ok()
+}
+
+/// Whether JSON text holds the escape `\u0000`, the only way JSON writes a NUL (a raw one is
+/// invalid JSON). Outside strings a backslash is invalid too, so every backslash met here starts
+/// an escape, and skipping the character after it keeps `\\u0000` (a backslash, then
+/// `u0000`) apart.
+fn escapes_nul(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|&b| b == b'\\') {
+        let escape = &rest[at + 1..];
+        if escape.starts_with(b"u0000") {
+            return true;
+        }
+        rest = escape.get(1..).unwrap_or_default();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -58,6 +76,15 @@ mod tests {
         assert!(parse::<Login>(br#"{"email": "a", "email": "b"}"#).is_none());
         assert!(parse::<Login>(b"{\"email\": \"\xff\"}").is_none());
         assert!(parse::<Login>(b"").is_none());
+        assert!(parse::<Login>(br#"{"email": "a\u0000b"}"#).is_none());
+        assert!(parse::<Login>(br#"{"email": "a", "x": ["\u0000"]}"#).is_none());
+        assert!(
+            parse::<Login>(br#"{"email": "a\\u0000b"}"#).is_some(),
+            "an escaped backslash"
+        );
+        assert!(parse::<Login>(br#"{"email": "\"\\\u0000"}"#).is_none());
+        assert!(parse::<Login>(br#"{"email": "\u00001"}"#).is_none());
+        assert!(parse::<Login>(br#"{"email": "\u0001"}"#).is_some());
         let deep = format!(
             "{{\"email\": \"a\", \"x\": {}{}}}",
             "[".repeat(10_000),

@@ -7,6 +7,7 @@
 use sqlx::{AnyConnection, Row};
 
 use crate::db::now;
+use crate::validate::Username;
 
 /// A stored picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +55,12 @@ pub async fn put(
 
 /// The user named `username` (case-insensitively) and the ETag of their picture, without the
 /// bytes: enough to answer a conditional request.
-pub async fn lookup(conn: &mut AnyConnection, username: &str) -> Result<Lookup, sqlx::Error> {
+pub async fn lookup(conn: &mut AnyConnection, username: &Username) -> Result<Lookup, sqlx::Error> {
     let row = sqlx::query(
         "SELECT u.id, p.etag FROM users u LEFT JOIN pictures p ON p.user_id = u.id \
          WHERE lower(u.username) = $1",
     )
-    .bind(username.to_ascii_lowercase())
+    .bind(username.as_str().to_ascii_lowercase())
     .fetch_optional(conn)
     .await?;
     let Some(row) = row else {

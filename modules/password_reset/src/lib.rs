@@ -7,6 +7,7 @@ mod pages;
 mod reset;
 mod tokens;
 
+use kernel::Describe;
 use rocket::fairing::AdHoc;
 
 pub fn stage() -> AdHoc {
@@ -16,6 +17,7 @@ pub fn stage() -> AdHoc {
             rocket
                 .mount("/api/auth/password", api::routes())
                 .mount("/", pages::routes())
+                .describe(include_str!("../openapi.json"))
         },
         |rocket| rocket,
     )

@@ -15,7 +15,8 @@ mod size;
 mod upload;
 
 use kernel::pictures::{self, Lookup, Picture};
-use kernel::{settings, ApiError, ApiResult, AuthUser, Db};
+use kernel::validate::Username;
+use kernel::{settings, ApiError, ApiResult, AuthUser, Db, Describe};
 use rocket::data::Data;
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
@@ -36,6 +37,7 @@ pub fn stage() -> AdHoc {
                 .manage(Decoders::new())
                 .mount("/api/auth", routes![update, remove])
                 .mount("/api/users", routes![picture])
+                .describe(include_str!("../openapi.json"))
         },
         |rocket| rocket,
     )
@@ -107,9 +109,14 @@ async fn remove(auth: AuthUser, db: &State<Db>) -> ApiResult<Status> {
 
 #[get("/<username>/picture")]
 async fn picture(username: &str, if_none_match: IfNoneMatch, db: &State<Db>) -> ApiResult<Served> {
+    // A name registration would refuse belongs to nobody, and is never sent to the database
+    // (PostgreSQL refuses text with a NUL in it).
+    let Ok(username) = Username::parse(username) else {
+        return Err(ApiError::not_found(NO_USER));
+    };
     let mut conn = db.acquire().await?;
-    let user_id = match pictures::lookup(&mut conn, username).await? {
-        Lookup::NoUser => return Err(ApiError::not_found("user does not exist")),
+    let user_id = match pictures::lookup(&mut conn, &username).await? {
+        Lookup::NoUser => return Err(ApiError::not_found(NO_USER)),
         Lookup::NoPicture => return Err(ApiError::not_found(NO_PICTURE)),
         Lookup::Tagged { etag, .. } if if_none_match.matches(&etag) => {
             return Ok(Served::NotModified { etag })
@@ -124,4 +131,5 @@ async fn picture(username: &str, if_none_match: IfNoneMatch, db: &State<Db>) -> 
     }
 }
 
+const NO_USER: &str = "user does not exist";
 const NO_PICTURE: &str = "no picture";

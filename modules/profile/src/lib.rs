@@ -6,7 +6,8 @@ mod json;
 use kernel::stats::Stats;
 use kernel::validate::Password;
 use kernel::{
-    sessions, users, ApiError, ApiResult, AuthUser, Config, Db, Mailer, Passwords, Payload,
+    sessions, users, ApiError, ApiResult, AuthUser, Config, Db, Describe, Mailer, Passwords,
+    Payload,
 };
 use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
@@ -19,10 +20,12 @@ pub fn stage() -> AdHoc {
     kernel::module(
         "profile",
         |rocket| {
-            rocket.mount(
-                "/api/auth",
-                routes![profile, edit_profile, edit_preferences],
-            )
+            rocket
+                .mount(
+                    "/api/auth",
+                    routes![profile, edit_profile, edit_preferences],
+                )
+                .describe(include_str!("../openapi.json"))
         },
         |rocket| rocket,
     )

@@ -9,7 +9,9 @@ use kernel::sessions::UserAgent;
 use kernel::throttle::{self, Counter};
 use kernel::users::{self, InsertError};
 use kernel::validate::{Email, Password, Username};
-use kernel::{sessions, settings, ApiError, ApiResult, Config, Db, Passwords, Payload, TokenKeys};
+use kernel::{
+    sessions, settings, ApiError, ApiResult, Config, Db, Describe, Passwords, Payload, TokenKeys,
+};
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
 use rocket::serde::json::{json, Value};
@@ -22,8 +24,16 @@ pub const ALREADY_EXISTS: &str = "sorry, that user already exists";
 pub fn stage() -> AdHoc {
     kernel::module(
         "registration",
-        |rocket| rocket.mount("/api/auth", routes![register]),
-        |rocket| rocket.mount("/api/auth", routes![registration_off]),
+        |rocket| {
+            rocket
+                .mount("/api/auth", routes![register])
+                .describe(include_str!("../openapi.json"))
+        },
+        |rocket| {
+            rocket
+                .mount("/api/auth", routes![registration_off])
+                .describe(include_str!("../openapi-disabled.json"))
+        },
     )
 }
 

@@ -8,7 +8,9 @@ use kernel::sessions::UserAgent;
 use kernel::throttle::{self, Counter};
 use kernel::users;
 use kernel::validate::email_key;
-use kernel::{sessions, ApiError, ApiResult, AuthUser, Config, Db, Passwords, Payload, TokenKeys};
+use kernel::{
+    sessions, ApiError, ApiResult, AuthUser, Config, Db, Describe, Passwords, Payload, TokenKeys,
+};
 use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, State};
@@ -23,6 +25,7 @@ pub fn stage() -> AdHoc {
             rocket
                 .mount("/api/auth", routes![login, logout_get, logout_post])
                 .mount("/api/auth", manage::routes())
+                .describe(include_str!("../openapi.json"))
         },
         |rocket| rocket,
     )

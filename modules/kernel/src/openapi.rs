@@ -1,0 +1,190 @@
+//! The OpenAPI 3.1 document of the API this server mounts, served at `GET /api/openapi.json`.
+//!
+//! The kernel describes what it owns (`openapi.json` beside its `Cargo.toml`: the envelopes,
+//! the bearer scheme, the shared error answers, `/api/ping`, `/api/config` and this document);
+//! each module adds the fragment that describes its own routes when, and only when, it mounts
+//! them:
+//!
+//! ```ignore
+//! rocket.mount("/api/auth", routes![login]).describe(include_str!("../openapi.json"))
+//! ```
+//!
+//! A fragment is a partial OpenAPI document holding `paths` and, if it needs them, its own
+//! `components`. Fragments may not redefine each other's operations or components.
+
+use std::sync::Mutex;
+
+use rocket::http::ContentType;
+use rocket::{get, routes, Build, Rocket, Route, State};
+use serde_json::{Map, Value};
+
+const KERNEL_FRAGMENT: &str = include_str!("../openapi.json");
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// The document as assembled so far; complete once the server has ignited.
+pub struct ApiDoc(Mutex<Value>);
+
+impl ApiDoc {
+    /// The kernel's own document, before any module adds to it.
+    pub(crate) fn new() -> ApiDoc {
+        let mut document = parse(KERNEL_FRAGMENT, "the kernel's openapi.json");
+        document["info"]["version"] = env!("CARGO_PKG_VERSION").into();
+        add_server_errors(&mut document);
+        ApiDoc(Mutex::new(document))
+    }
+
+    /// The whole document.
+    pub fn document(&self) -> Value {
+        self.0.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    fn add(&self, fragment: &str) -> Result<(), String> {
+        let mut fragment = parse(fragment, "a module's openapi fragment");
+        add_server_errors(&mut fragment);
+        let mut document = self.0.lock().map_err(|_| "the API document is poisoned")?;
+        merge(&mut document, fragment)
+    }
+}
+
+fn parse(text: &str, what: &str) -> Value {
+    // Fragments are compiled in: a broken one is a bug of the program, which every test that
+    // starts a server finds at once.
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{what} is not valid JSON: {e}"))
+}
+
+/// Adds a module's fragment to the document the server serves.
+pub trait Describe {
+    fn describe(self, fragment: &str) -> Self;
+}
+
+impl Describe for Rocket<Build> {
+    fn describe(self, fragment: &str) -> Self {
+        let Some(doc) = self.state::<ApiDoc>() else {
+            panic!("describe(): attach the kernel before the modules");
+        };
+        if let Err(e) = doc.add(fragment) {
+            panic!("a module's openapi fragment does not fit the document: {e}");
+        }
+        self
+    }
+}
+
+/// Any operation may fail on the server's side (500) or find the database pool exhausted
+/// (503); the kernel's catchers answer both with the error envelope.
+fn add_server_errors(fragment: &mut Value) {
+    let operations = fragment
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| {
+            item.iter_mut()
+                .filter(|(key, _)| METHODS.contains(&key.as_str()))
+                .map(|(_, operation)| operation)
+        });
+    for operation in operations {
+        if let Some(responses) = operation["responses"].as_object_mut() {
+            responses.entry("5XX").or_insert_with(
+                || serde_json::json!({ "$ref": "#/components/responses/ServerError" }),
+            );
+        }
+    }
+}
+
+/// Adds `fragment`'s path items, operations and components to `document`. A key both define
+/// must be defined identically (two modules sharing a path is fine, sharing an operation is not).
+fn merge(document: &mut Value, fragment: Value) -> Result<(), String> {
+    let Value::Object(fragment) = fragment else {
+        return Err("a fragment is a JSON object".into());
+    };
+    for (key, value) in fragment {
+        match key.as_str() {
+            "paths" => merge_maps(&mut document["paths"], value, 2, "paths")?,
+            "components" => merge_maps(&mut document["components"], value, 2, "components")?,
+            other => {
+                return Err(format!(
+                    "a fragment holds paths and components, not {other}"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Merges two objects `depth` levels deep; below that, a key present in both must hold the
+/// same value.
+fn merge_maps(into: &mut Value, from: Value, depth: usize, at: &str) -> Result<(), String> {
+    if into.is_null() {
+        *into = Value::Object(Map::new());
+    }
+    let (Value::Object(into), Value::Object(from)) = (into, from) else {
+        return Err(format!("{at}: expected an object"));
+    };
+    for (key, value) in from {
+        let here = format!("{at}/{key}");
+        match into.get_mut(&key) {
+            None => {
+                into.insert(key, value);
+            }
+            Some(existing) if depth > 1 => merge_maps(existing, value, depth - 1, &here)?,
+            Some(existing) if *existing == value => {}
+            Some(_) => return Err(format!("{here} is defined twice")),
+        }
+    }
+    Ok(())
+}
+
+pub fn routes() -> Vec<Route> {
+    routes![openapi]
+}
+
+#[get("/openapi.json")]
+fn openapi(doc: &State<ApiDoc>) -> (ContentType, String) {
+    (ContentType::JSON, doc.document().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_kernel_document_is_openapi_3_1() {
+        let doc = ApiDoc::new().document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(
+            doc["paths"]["/api/ping"]["get"]["responses"]["5XX"]["$ref"],
+            "#/components/responses/ServerError"
+        );
+    }
+
+    #[test]
+    fn fragments_add_operations_but_never_replace_them() {
+        let doc = ApiDoc::new();
+        let operation = |method: &str| {
+            json!({"paths": {"/api/auth/login": {method: {"responses": {"200": {"description": "ok"}}}}}})
+                .to_string()
+        };
+        let login = operation("post");
+        doc.add(&login).expect("a new path");
+        doc.add(&operation("get"))
+            .expect("a new method on a known path");
+        let item = &doc.document()["paths"]["/api/auth/login"];
+        assert!(item["get"].is_object() && item["post"].is_object());
+        assert!(
+            doc.add(&login).is_ok(),
+            "an identical operation is the same one"
+        );
+        let other = login.replace("\"ok\"", "\"other\"");
+        let refused = doc.add(&other).expect_err("a different operation");
+        assert!(refused.contains("/api/auth/login/post"), "{refused}");
+        let redefined = json!({"components": {"schemas": {"Error": {"type": "string"}}}});
+        assert!(doc.add(&redefined.to_string()).is_err());
+        assert!(doc.add(r#"{"info": {}}"#).is_err());
+    }
+}

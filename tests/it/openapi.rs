@@ -1,0 +1,235 @@
+//! `GET /api/openapi.json` describes exactly what the server mounts: every route and nothing
+//! else, in the default configuration and with any module switched off.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::helpers::{each_backend, TestApp};
+
+const MODULES: [&str; 5] = [
+    "registration",
+    "sessions",
+    "profile",
+    "pictures",
+    "password_reset",
+];
+
+/// Rocket mounts no route of its own (no file server, no index): every mounted route is API.
+/// Were one added that is not, it would be named here, and only here.
+const NOT_DESCRIBED: &[(&str, &str)] = &[];
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// An operation: method (lower case) and OpenAPI path (`/api/users/{username}/picture`).
+type Operation = (String, String);
+
+async fn document(app: &TestApp) -> Value {
+    let reply = app.get("/api/openapi.json", None).await;
+    assert_eq!(reply.status.code, 200, "{}", reply.body);
+    reply.body
+}
+
+/// What Rocket mounted, with `<name>` and `<name..>` written `{name}` as OpenAPI does.
+fn mounted(app: &TestApp) -> BTreeSet<Operation> {
+    app.client
+        .rocket()
+        .routes()
+        .map(|route| {
+            let path = route
+                .uri
+                .path()
+                .split('/')
+                .map(|segment| match segment.strip_prefix('<') {
+                    Some(name) => {
+                        format!("{{{}}}", name.trim_end_matches('>').trim_end_matches(".."))
+                    }
+                    None => segment.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            (route.method.as_str().to_ascii_lowercase(), path)
+        })
+        .filter(|(method, path)| !NOT_DESCRIBED.contains(&(method.as_str(), path.as_str())))
+        .collect()
+}
+
+fn operations(doc: &Value) -> impl Iterator<Item = (Operation, &Value)> {
+    doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("a path item")
+                .iter()
+                .filter(|(key, _)| METHODS.contains(&key.as_str()))
+                .map(move |(method, operation)| ((method.clone(), path.clone()), operation))
+        })
+}
+
+fn described(doc: &Value) -> BTreeSet<Operation> {
+    operations(doc).map(|(operation, _)| operation).collect()
+}
+
+#[track_caller]
+fn assert_same_operations(app: &TestApp, doc: &Value) {
+    let (mounted, described) = (mounted(app), described(doc));
+    let undocumented: Vec<_> = mounted.difference(&described).collect();
+    let phantom: Vec<_> = described.difference(&mounted).collect();
+    assert!(
+        undocumented.is_empty(),
+        "mounted but not described: {undocumented:?}"
+    );
+    assert!(phantom.is_empty(), "described but not mounted: {phantom:?}");
+}
+
+/// The value a local `$ref` (`#/components/schemas/Error`) points at.
+fn resolve<'a>(doc: &'a Value, reference: &str) -> Option<&'a Value> {
+    doc.pointer(reference.strip_prefix('#')?)
+}
+
+/// Every `$ref` anywhere in `value`.
+fn references(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                found.push(r.clone());
+            }
+            map.values().for_each(|v| references(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+        _ => {}
+    }
+}
+
+#[track_caller]
+fn assert_well_formed(doc: &Value) {
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let mut refs = Vec::new();
+    references(doc, &mut refs);
+    for reference in refs {
+        assert!(
+            resolve(doc, &reference).is_some(),
+            "{reference} points nowhere"
+        );
+    }
+    let mut ids = BTreeSet::new();
+    for ((method, path), operation) in operations(doc) {
+        let at = format!("{method} {path}");
+        assert!(
+            ids.insert(operation["operationId"].as_str().expect(&at).to_owned()),
+            "{at}: operationId reused"
+        );
+        let responses = operation["responses"].as_object().expect(&at);
+        assert!(!responses.is_empty(), "{at} lists no responses");
+        for (status, response) in responses {
+            let response = match response["$ref"].as_str() {
+                Some(r) => resolve(doc, r).expect(&at),
+                None => response,
+            };
+            assert!(
+                response["description"].is_string(),
+                "{at} {status}: no description"
+            );
+        }
+        // Every `{name}` of the path is a path parameter, and nothing else is.
+        let in_path: BTreeSet<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        let parameters = operation["parameters"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let declared: BTreeSet<&str> = parameters
+            .iter()
+            .filter(|p| p["in"] == "path")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(in_path, declared, "{at}: path parameters");
+        // Authenticated operations name the bearer scheme and describe its 401.
+        if operation.get("security").is_some() {
+            assert_eq!(
+                operation["security"],
+                serde_json::json!([{"bearer": []}]),
+                "{at}"
+            );
+            assert!(responses.contains_key("401"), "{at}: no 401");
+        }
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+/// The query parameters Rocket routes take (`/password-reset?<token>`) are the ones described.
+#[track_caller]
+fn assert_same_query_parameters(app: &TestApp, doc: &Value) {
+    for route in app.client.rocket().routes() {
+        let method = route.method.as_str().to_ascii_lowercase();
+        let path = route.uri.path().to_string();
+        let Some(operation) = doc["paths"].get(&path).and_then(|item| item.get(&method)) else {
+            continue; // a path with parameters: compared as a whole above
+        };
+        let taken: BTreeSet<&str> = route
+            .uri
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|s| s.strip_prefix('<')?.strip_suffix('>'))
+            .collect();
+        let parameters = operation["parameters"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let declared: BTreeSet<&str> = parameters
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(taken, declared, "{method} {path}: query parameters");
+    }
+}
+
+each_backend! {
+    async fn describes_every_mounted_route_and_no_other(backend) {
+        let app = TestApp::new(&backend).await;
+        let doc = document(&app).await;
+        assert_well_formed(&doc);
+        assert_same_operations(&app, &doc);
+        assert_same_query_parameters(&app, &doc);
+        // Every module is on by default, so every one of them is described.
+        for tag in MODULES.map(|m| m.replace('_', " ")) {
+            assert!(operations(&doc).any(|(_, op)| op["tags"][0] == tag.as_str()), "{tag}");
+        }
+    }
+
+    async fn a_module_switched_off_is_not_described(backend) {
+        for module in MODULES {
+            let off = format!("modules.{module}");
+            let app = TestApp::with(&backend, |f| f.merge((off, false))).await;
+            let doc = document(&app).await;
+            assert_well_formed(&doc);
+            assert_same_operations(&app, &doc);
+            let tag = module.replace('_', " ");
+            let left: Vec<_> =
+                operations(&doc).filter(|(_, op)| op["tags"][0] == tag.as_str()).collect();
+            if module == "registration" {
+                // Registration off still answers, with its 403 and only that.
+                let [((method, path), operation)] = &left[..] else { panic!("{left:?}") };
+                assert_eq!((method.as_str(), path.as_str()), ("post", "/api/auth/register"));
+                let statuses = operation["responses"].as_object().expect("responses");
+                assert_eq!(statuses.keys().collect::<Vec<_>>(), ["403", "5XX"]);
+                let reply = app.post("/api/auth/register", serde_json::json!({})).await;
+                reply.assert_error(403, "error, registration is disabled");
+            } else {
+                assert!(left.is_empty(), "{module} is off but described: {left:?}");
+            }
+        }
+    }
+}
