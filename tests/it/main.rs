@@ -12,5 +12,6 @@ mod password_reset;
 mod pictures;
 mod profile;
 mod register;
+mod robustness;
 mod sessions;
 mod throttle;

@@ -15,6 +15,7 @@ mod size;
 mod upload;
 
 use kernel::pictures::{self, Lookup, Picture};
+use kernel::validate::Username;
 use kernel::{settings, ApiError, ApiResult, AuthUser, Db};
 use rocket::data::Data;
 use rocket::fairing::AdHoc;
@@ -107,9 +108,14 @@ async fn remove(auth: AuthUser, db: &State<Db>) -> ApiResult<Status> {
 
 #[get("/<username>/picture")]
 async fn picture(username: &str, if_none_match: IfNoneMatch, db: &State<Db>) -> ApiResult<Served> {
+    // No account has a name that registration refuses: no need to ask the database, which
+    // may not even take it (PostgreSQL refuses text with a NUL character).
+    if Username::parse(username).is_err() {
+        return Err(ApiError::not_found(NO_USER));
+    }
     let mut conn = db.acquire().await?;
     let user_id = match pictures::lookup(&mut conn, username).await? {
-        Lookup::NoUser => return Err(ApiError::not_found("user does not exist")),
+        Lookup::NoUser => return Err(ApiError::not_found(NO_USER)),
         Lookup::NoPicture => return Err(ApiError::not_found(NO_PICTURE)),
         Lookup::Tagged { etag, .. } if if_none_match.matches(&etag) => {
             return Ok(Served::NotModified { etag })
@@ -125,3 +131,4 @@ async fn picture(username: &str, if_none_match: IfNoneMatch, db: &State<Db>) -> 
 }
 
 const NO_PICTURE: &str = "no picture";
+const NO_USER: &str = "user does not exist";
