@@ -13,9 +13,9 @@ use crate::helpers::{Backend, TestDb, PASSWORD};
 const BIN: &str = env!("CARGO_BIN_EXE_stride");
 
 /// A running server, killed when dropped (a failing test leaves no process behind).
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -25,7 +25,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -54,8 +54,20 @@ fn run(command: &mut Command) -> Output {
 }
 
 fn start(dir: &Path, database: Option<&str>) -> Server {
+    start_with(dir, database, |_| {})
+}
+
+/// Starts `stride serve` in `dir` and waits until it answers; `configure` adds to its
+/// environment.
+pub(crate) fn start_with(
+    dir: &Path,
+    database: Option<&str>,
+    configure: impl FnOnce(&mut Command),
+) -> Server {
     let port = free_port();
-    let child = stride(dir, database)
+    let mut command = stride(dir, database);
+    configure(&mut command);
+    let child = command
         .env("ROCKET_PORT", port.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -86,7 +98,7 @@ fn start(dir: &Path, database: Option<&str>) -> Server {
     }
 }
 
-fn agent() -> ureq::Agent {
+pub(crate) fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -94,7 +106,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// One request; `None` when nothing answers.
-fn call(
+pub(crate) fn call(
     server: &Server,
     method: &str,
     path: &str,
@@ -117,7 +129,7 @@ fn call(
     ))
 }
 
-fn call_ok(
+pub(crate) fn call_ok(
     server: &Server,
     method: &str,
     path: &str,

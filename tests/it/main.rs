@@ -7,6 +7,7 @@ mod mail;
 mod browser;
 mod cli;
 mod config;
+mod crash;
 mod errors;
 mod password_reset;
 mod pictures;
