@@ -14,7 +14,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_stride");
 
 /// A running server, killed when dropped (a failing test leaves no process behind).
 pub(crate) struct Server {
-    child: Child,
+    pub(crate) child: Child,
     pub(crate) base: String,
 }
 
@@ -25,7 +25,7 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -57,7 +57,8 @@ fn start(dir: &Path, database: Option<&str>) -> Server {
     start_with(dir, database, |_| {})
 }
 
-/// Starts the binary; `configure` may add environment or redirect its output.
+/// Starts `stride serve` in `dir` and waits until it answers; `configure` may add to its
+/// environment or redirect its output.
 pub(crate) fn start_with(
     dir: &Path,
     database: Option<&str>,
@@ -104,7 +105,7 @@ pub(crate) fn agent() -> ureq::Agent {
 }
 
 /// One request; `None` when nothing answers.
-fn call(
+pub(crate) fn call(
     server: &Server,
     method: &str,
     path: &str,

@@ -197,3 +197,136 @@ mod tests {
         );
     }
 }
+
+/// The same contract, over generated inputs.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What a username is, said another way.
+    static USERNAME: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new("^[A-Za-z0-9_]{3,12}$").expect("the pattern compiles"));
+
+    /// Any text: every character, NUL and newlines included.
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<char>(), 0..=max).prop_map(String::from_iter)
+    }
+
+    /// A password policy's minimum, then a password (any length, or one at a boundary: the
+    /// minimum, or the 128 maximum), and a confirmation (the same, or anything).
+    fn password_case() -> impl Strategy<Value = (usize, String, String)> {
+        (1usize..=MAX_PASSWORD_LENGTH, any::<bool>(), text(140)).prop_flat_map(
+            |(min_length, same, other)| {
+                let length = prop_oneof![
+                    0usize..=140,
+                    min_length.saturating_sub(1)..=min_length + 1,
+                    MAX_PASSWORD_LENGTH - 1..=MAX_PASSWORD_LENGTH + 2,
+                ];
+                let password = length.prop_flat_map(|n| {
+                    proptest::collection::vec(any::<char>(), n).prop_map(String::from_iter)
+                });
+                (Just(min_length), password).prop_map(move |(min_length, password)| {
+                    let confirmation = if same {
+                        password.clone()
+                    } else {
+                        other.clone()
+                    };
+                    (min_length, password, confirmation)
+                })
+            },
+        )
+    }
+
+    /// Mostly near-usernames (allowed characters, and a few others), sometimes anything.
+    fn username_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z0-9_]{0,15}",
+            "[A-Za-z0-9_ .@\\-éß\u{0}\n]{0,15}",
+            text(20),
+        ]
+    }
+
+    /// A well-formed address: dot-separated atoms of the characters RFC 5322 allows unquoted,
+    /// at a domain of letter-digit-hyphen labels ending in an alphabetic top-level domain.
+    fn address() -> impl Strategy<Value = String> {
+        let atom = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-]{1,16}";
+        let local = proptest::collection::vec(atom, 1..4).prop_map(|atoms| atoms.join("."));
+        let labels = proptest::collection::vec("[A-Za-z0-9\\-]{1,20}", 1..4);
+        let domain = (labels, "[A-Za-z]{2,10}")
+            .prop_map(|(labels, top)| format!("{}.{top}", labels.join(".")));
+        (local, domain).prop_map(|(local, domain)| format!("{local}@{domain}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn usernames_are_3_to_12_ascii_word_characters(raw in username_like()) {
+            let mut expected = Vec::new();
+            if !(3..=12).contains(&raw.chars().count()) {
+                expected.push(USERNAME_LENGTH);
+            }
+            if raw.is_empty() || !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                expected.push(USERNAME_CHARACTERS);
+            }
+            prop_assert_eq!(expected.is_empty(), USERNAME.is_match(&raw));
+            match Username::parse(&raw) {
+                Ok(username) => {
+                    prop_assert!(expected.is_empty(), "accepted {:?}", raw);
+                    prop_assert_eq!(username.as_str(), raw.as_str());
+                }
+                Err(lines) => prop_assert_eq!(lines, expected),
+            }
+        }
+
+        #[test]
+        fn any_text_is_an_email_or_the_email_line(raw in text(300)) {
+            match Email::parse(&raw) {
+                Ok(email) => {
+                    prop_assert!(raw.len() <= 254 && raw.contains('@'), "accepted {:?}", raw);
+                    prop_assert_eq!(email.as_str(), raw.as_str());
+                }
+                Err(line) => prop_assert_eq!(line, EMAIL_INVALID),
+            }
+        }
+
+        #[test]
+        fn well_formed_addresses_are_accepted(address in address()) {
+            let email = Email::parse(&address);
+            prop_assert!(email.is_ok(), "refused {:?}", address);
+            let email = email.expect("checked");
+            prop_assert_eq!(email.as_str(), address.as_str());
+            prop_assert_eq!(email.key(), address.to_lowercase());
+        }
+
+        #[test]
+        fn addresses_over_254_bytes_are_refused(local in "[a-z]{64}", labels in "[a-z]{190,250}") {
+            let address = format!("{local}@{labels}.com");
+            prop_assert_eq!(Email::parse(&address).err(), Some(EMAIL_INVALID));
+        }
+
+        #[test]
+        fn password_lines_come_in_order((min_length, raw, confirmation) in password_case()) {
+            let length = raw.chars().count();
+            let mut expected = Vec::new();
+            if raw != confirmation {
+                expected.push(PASSWORDS_DIFFER.to_owned());
+            }
+            if length < min_length {
+                expected.push(format!("password: {min_length} characters required\n"));
+            }
+            if length > MAX_PASSWORD_LENGTH {
+                expected.push(format!("password: {MAX_PASSWORD_LENGTH} characters maximum\n"));
+            }
+            match Password::parse(&raw, &confirmation, min_length) {
+                Ok(password) => {
+                    prop_assert!(expected.is_empty(), "accepted {:?}", raw);
+                    prop_assert_eq!(password.into_inner(), raw);
+                }
+                Err(lines) => prop_assert_eq!(lines, expected),
+            }
+        }
+    }
+}
