@@ -388,9 +388,16 @@ pub struct Part<'a> {
 
 /// A `multipart/form-data` body, as a browser sends it.
 pub fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = multipart_parts(BOUNDARY, parts);
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// The parts of a `multipart/form-data` body, without its closing line.
+pub fn multipart_parts(boundary: &str, parts: &[Part<'_>]) -> Vec<u8> {
     let mut body = Vec::new();
     for part in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         let disposition = match part.file_name {
             Some(file) => format!(
                 "Content-Disposition: form-data; name=\"{}\"; filename=\"{file}\"\r\n\
@@ -404,7 +411,6 @@ pub fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
         body.extend_from_slice(part.content);
         body.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
     body
 }
 

@@ -526,22 +526,15 @@ enum Ending {
 }
 
 fn multipart_body(boundary: &str, parts: &[Part], ending: &Ending) -> Vec<u8> {
-    let mut body = Vec::new();
-    for part in parts {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        let disposition = match &part.file_name {
-            Some(file) => format!(
-                "Content-Disposition: form-data; name=\"{}\"; filename=\"{file}\"\r\n\
-                 Content-Type: application/octet-stream\r\n",
-                part.name
-            ),
-            None => format!("Content-Disposition: form-data; name=\"{}\"\r\n", part.name),
-        };
-        body.extend_from_slice(disposition.as_bytes());
-        body.extend_from_slice(b"\r\n");
-        body.extend_from_slice(&part.content);
-        body.extend_from_slice(b"\r\n");
-    }
+    let parts: Vec<crate::helpers::Part<'_>> = parts
+        .iter()
+        .map(|p| crate::helpers::Part {
+            name: &p.name,
+            file_name: p.file_name.as_deref(),
+            content: &p.content,
+        })
+        .collect();
+    let mut body = crate::helpers::multipart_parts(boundary, &parts);
     match ending {
         Ending::Closed => body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes()),
         Ending::Open => {}
