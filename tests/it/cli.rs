@@ -138,15 +138,10 @@ pub(crate) fn call_ok(
     call(server, method, path, token, body).expect("the server answers")
 }
 
-#[test]
-fn serves_sqlite_by_default_and_manages_admins() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    // Runs from a bare folder, as `cargo run` from a fresh checkout would: no Rocket.toml
-    // needed, the database file and its folder created under data/.
-    let server = start(dir.path(), None);
-    assert!(dir.path().join("data/stride.db").exists());
+/// Registers sam (password `PASSWORD`) and returns the session token.
+pub(crate) fn register_sam(server: &Server) -> String {
     let (status, body) = call_ok(
-        &server,
+        server,
         "POST",
         "/api/auth/register",
         None,
@@ -155,7 +150,17 @@ fn serves_sqlite_by_default_and_manages_admins() {
         ),
     );
     assert_eq!(status, 201, "{body}");
-    let token = body["auth_token"].as_str().expect("token").to_owned();
+    body["auth_token"].as_str().expect("token").to_owned()
+}
+
+#[test]
+fn serves_sqlite_by_default_and_manages_admins() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Runs from a bare folder, as `cargo run` from a fresh checkout would: no Rocket.toml
+    // needed, the database file and its folder created under data/.
+    let server = start(dir.path(), None);
+    assert!(dir.path().join("data/stride.db").exists());
+    let token = register_sam(&server);
     let (status, _) = call_ok(
         &server,
         "PATCH",
@@ -362,17 +367,7 @@ fn a_200_mb_picture_is_refused_while_it_streams() {
     const SIZE: u64 = 200 * 1024 * 1024;
     let dir = tempfile::tempdir().expect("temp dir");
     let server = start(dir.path(), None);
-    let (status, body) = call_ok(
-        &server,
-        "POST",
-        "/api/auth/register",
-        None,
-        Some(
-            json!({"username": "sam", "email": "sam@example.com", "password": PASSWORD, "password_conf": PASSWORD}),
-        ),
-    );
-    assert_eq!(status, 201, "{body}");
-    let token = body["auth_token"].as_str().expect("token").to_owned();
+    let token = register_sam(&server);
     let pid = server.child.id();
     // Warm up the upload path (buffers, a blocking thread) before measuring.
     let (warm_up, _) = stream_upload(&server, &token, 2 * 1024 * 1024, true);

@@ -141,15 +141,7 @@ fn assert_well_formed(doc: &Value) {
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .collect();
-        let parameters = operation["parameters"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let declared: BTreeSet<&str> = parameters
-            .iter()
-            .filter(|p| p["in"] == "path")
-            .filter_map(|p| p["name"].as_str())
-            .collect();
+        let declared = declared_parameters(operation, "path");
         assert_eq!(in_path, declared, "{at}: path parameters");
         // Authenticated operations name the bearer scheme and describe its 401.
         if operation.get("security").is_some() {
@@ -165,6 +157,17 @@ fn assert_well_formed(doc: &Value) {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+}
+
+/// The names of an operation's parameters `in` one location (`path`, `query`).
+fn declared_parameters<'a>(operation: &'a Value, location: &str) -> BTreeSet<&'a str> {
+    operation["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == location)
+        .filter_map(|p| p["name"].as_str())
+        .collect()
 }
 
 /// The query parameters Rocket routes take (`/password-reset?<token>`) are the ones described.
@@ -183,15 +186,7 @@ fn assert_same_query_parameters(app: &TestApp, doc: &Value) {
             .flat_map(|q| q.split('&'))
             .filter_map(|s| s.strip_prefix('<')?.strip_suffix('>'))
             .collect();
-        let parameters = operation["parameters"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let declared: BTreeSet<&str> = parameters
-            .iter()
-            .filter(|p| p["in"] == "query")
-            .filter_map(|p| p["name"].as_str())
-            .collect();
+        let declared = declared_parameters(operation, "query");
         assert_eq!(taken, declared, "{method} {path}: query parameters");
     }
 }
