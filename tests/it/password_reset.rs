@@ -67,6 +67,8 @@ each_backend! {
             .assert_error(400, "password: password and password confirmation do not match\n");
         app.post("/api/auth/password/update", update(&token, "short", "short")).await
             .assert_error(400, "password: 8 characters required\n");
+        app.post("/api/auth/password/update", update(&token, "sam12345", "sam12345")).await
+            .assert_error(400, "password: this password is too common or too easy to guess\n");
         app.post("/api/auth/password/update", update(&token, "new-password", "new-password")).await
             .assert_success(200, "password updated");
 
@@ -273,6 +275,8 @@ each_backend! {
         assert!(html.contains(&format!("value=\"{token}\"")), "the token is kept");
         let short = submit("short", "short").await.into_string().await.expect("html");
         assert!(short.contains("too short: use at least 8 characters"), "{short}");
+        let guessable = submit("password123", "password123").await.into_string().await.expect("html");
+        assert!(guessable.contains("too common or too easy to guess"), "{guessable}");
 
         let done = submit("new-password", "new-password").await;
         assert_eq!(done.status().code, 200);

@@ -116,6 +116,79 @@ each_backend! {
         app.login("sam@example.com", "new-password").await.assert_success(200, "successfully logged in");
     }
 
+    async fn guessable_passwords_are_refused(backend) {
+        let app = TestApp::new(&backend).await;
+        let token = app.register("sam").await;
+        let path = "/api/auth/profile/edit";
+        let mut body = edit(json!("Quentin"), json!("Zorbwix"), Value::Null, Value::Null, Value::Null);
+        // On the breached-password lists, the account's own names and address, a repeat.
+        for weak in ["password123", "12345678", "sam12345", "sam@example.com", "Zorbwix93", "quentinquentin"] {
+            body["password"] = json!(weak);
+            body["password_conf"] = json!(weak);
+            app.post_auth(path, &token, body.clone()).await
+                .assert_error(400, "password: this password is too common or too easy to guess\n");
+        }
+        // Every line at once: a name too long and a guessable password.
+        body["last_name"] = json!("x".repeat(81));
+        app.post_auth(path, &token, body.clone()).await.assert_error(
+            400,
+            "last_name: 80 characters maximum\npassword: this password is too common or too easy to guess\n",
+        );
+        app.login("sam@example.com", PASSWORD).await.assert_success(200, "successfully logged in");
+        // The check can be switched off.
+        let app = TestApp::with(&backend, |f| f.merge(("passwords.min_strength", 0))).await;
+        let token = app.register("sam").await;
+        body["last_name"] = Value::Null;
+        app.post_auth(path, &token, body).await.assert_success(200, "user profile updated");
+        app.login("sam@example.com", "quentinquentin").await.assert_success(200, "successfully logged in");
+    }
+
+    async fn the_current_password_when_sent_must_match(backend) {
+        let app = TestApp::new(&backend).await;
+        let token = app.register("sam").await;
+        let path = "/api/auth/profile/edit";
+        let mut body = edit(json!("Sam"), Value::Null, Value::Null, Value::Null, Value::Null);
+        body["password"] = json!("quokka-zephyr");
+        body["password_conf"] = json!("quokka-zephyr");
+        body["current_password"] = json!("wrong-horse");
+        app.post_auth(path, &token, body.clone()).await.assert_error(401, "invalid credentials");
+        body["current_password"] = json!(7);
+        app.post_auth(path, &token, body.clone()).await.assert_error(400, "invalid payload");
+        // Nothing changed, and the session is still alive.
+        assert_eq!(app.profile(&token).await.body["data"]["first_name"], Value::Null);
+        body["current_password"] = json!(PASSWORD);
+        app.post_auth(path, &token, body).await.assert_success(200, "user profile updated");
+        app.login("sam@example.com", "quokka-zephyr").await.assert_success(200, "successfully logged in");
+    }
+
+    async fn the_current_password_can_be_required(backend) {
+        let app = TestApp::with(&backend, |f| {
+            f.merge(("passwords.require_current", true))
+                .merge(("throttle.login_failures_per_account", 3))
+        })
+        .await;
+        let token = app.register("sam").await;
+        let path = "/api/auth/profile/edit";
+        let mut body = edit(json!("Sam"), Value::Null, Value::Null, Value::Null, Value::Null);
+        // A profile edit without a password change needs no password.
+        app.post_auth(path, &token, body.clone()).await.assert_success(200, "user profile updated");
+        body["password"] = json!("quokka-zephyr");
+        body["password_conf"] = json!("quokka-zephyr");
+        app.post_auth(path, &token, body.clone()).await.assert_error(400, "current password is missing");
+        // Guessing through a stolen token counts as failed logins of the account.
+        for _ in 0..3 {
+            body["current_password"] = json!("wrong-horse");
+            app.post_auth(path, &token, body.clone()).await.assert_error(401, "invalid credentials");
+        }
+        body["current_password"] = json!(PASSWORD);
+        let reply = app.post_auth(path, &token, body.clone()).await;
+        assert_eq!(reply.status.code, 429, "{:?}", reply.body);
+        app.login("sam@example.com", PASSWORD).await.assert_error(429, reply.message());
+        app.sql("DELETE FROM throttle").await;
+        app.post_auth(path, &token, body).await.assert_success(200, "user profile updated");
+        app.login("sam@example.com", "quokka-zephyr").await.assert_success(200, "successfully logged in");
+    }
+
     async fn edit_without_password_keeps_sessions(backend) {
         let app = TestApp::new(&backend).await;
         let current = app.register("sam").await;

@@ -43,8 +43,19 @@ each_backend! {
         app.post("/api/auth/register", form("sam", "a@b.co", &long, &long))
             .await
             .assert_error(400, "password: 128 characters maximum\n");
+        // A guessable password is one more line, with the others.
+        let guessable = "password: this password is too common or too easy to guess\n";
+        for weak in ["password123", "azertyuiop", "sam@example.com", "samsamsam"] {
+            app.post("/api/auth/register", form("sam", "sam@example.com", weak, weak))
+                .await
+                .assert_error(400, guessable);
+        }
+        app.post("/api/auth/register", form("sam!", "a@b.co", "12345678", "12345678"))
+            .await
+            .assert_error(400, &format!("{USERNAME_CHARS}{guessable}"));
         // Nothing was created by any of these.
         app.login("a@b.co", PASSWORD).await.assert_error(401, "invalid credentials");
+        app.login("sam@example.com", "password123").await.assert_error(401, "invalid credentials");
     }
 
     async fn minimum_password_length_is_configurable(backend) {

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use kernel::db::now;
 use kernel::tokens::TokenKeys;
-use kernel::validate::{Email, Password, Username};
+use kernel::validate::{account_words, Email, Password, Username};
 use kernel::Passwords;
 
 const KEY: &str = "1d5ef0da4bbda6e6ab1b4f2c4b1d3aa5e5a4d4ea3d1d5d5bfa4b2bbdf2a1c3d4";
@@ -66,6 +66,18 @@ fn validators(c: &mut Criterion) {
     c.bench_function("validate/password", |b| {
         b.iter(|| Password::parse(black_box("correct-horse"), black_box("correct-horse"), 8))
     });
+    // zxcvbn: a usual passphrase, and the worst case, 128 random characters.
+    let words = account_words("sam", "sam@example.com");
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    for (name, raw) in [
+        ("passphrase", "correct-horse".to_owned()),
+        ("128 random", "ZO5c+DYaUxhgMObr2oLupbq5AE8f1wwUl4nN0JODj9gX19w5lWgfYtIl53TieYZw1CwBNfWaKIbKEdQ/RZl0ZraXwFhpgm93DjtaZ23RVLFTu2vfMykz6XNrFmZsfGR".to_owned()),
+    ] {
+        let password = Password::parse(&raw, &raw, 8).expect("valid");
+        c.bench_function(&format!("validate/strength {name}"), |b| {
+            b.iter(|| black_box(&password).strength(black_box(&words)))
+        });
+    }
 }
 
 criterion_group!(benches, tokens, passwords, validators);

@@ -50,6 +50,13 @@ pub struct PictureConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct PasswordConfig {
     pub min_length: usize,
+    /// Least zxcvbn score (0 to 4) a new password needs. Below 2 it is on a breached-password
+    /// list, a dictionary word, a name or a keyboard or repeated pattern (fewer than 10^6
+    /// guesses). 0 switches the check off.
+    pub min_strength: u8,
+    /// Changing the password through `profile/edit` requires `current_password`. Off by
+    /// default: FitTrackee 0.5's clients do not send it. When sent, it is always checked.
+    pub require_current: bool,
 }
 
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8000";
@@ -90,7 +97,11 @@ impl Default for PictureConfig {
 
 impl Default for PasswordConfig {
     fn default() -> Self {
-        PasswordConfig { min_length: 8 }
+        PasswordConfig {
+            min_length: 8,
+            min_strength: 2,
+            require_current: false,
+        }
     }
 }
 
@@ -162,6 +173,12 @@ impl Config {
                 &format!("must be between 1 and {MAX_PASSWORD_LENGTH}"),
             ));
         }
+        if self.passwords.min_strength > 4 {
+            return Err(invalid(
+                "passwords.min_strength",
+                "must be between 0 (off) and 4",
+            ));
+        }
         self.email.validate().map_err(ConfigError)?;
         self.throttle.validate().map_err(ConfigError)?;
         Ok(())
@@ -208,6 +225,8 @@ mod tests {
         assert_eq!(c.tokens.reset_ttl, 3600);
         assert_eq!(c.pictures.max_size, 1_048_576);
         assert_eq!(c.passwords.min_length, 8);
+        assert_eq!(c.passwords.min_strength, 2);
+        assert!(!c.passwords.require_current);
     }
 
     #[test]
@@ -220,6 +239,8 @@ mod tests {
         assert!(e.contains("session_tll"), "{e}");
         let e = config("public_url", "ftp://x").unwrap_err().to_string();
         assert!(e.contains("public_url"), "{e}");
+        let e = config("passwords.min_strength", 5).unwrap_err().to_string();
+        assert!(e.contains("passwords.min_strength"), "{e}");
         let e = config("passwords.min_length", 0).unwrap_err().to_string();
         assert!(e.contains("passwords.min_length"), "{e}");
         let e = config("tokens.private_key", "abc").unwrap_err().to_string();

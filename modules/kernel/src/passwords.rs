@@ -1,4 +1,4 @@
-//! argon2id password hashing, off the async workers.
+//! argon2id password hashing and the strength check of new passwords, off the async workers.
 //!
 //! Every hash runs on tokio's blocking pool behind a semaphore with one permit per core: a login
 //! storm queues hashes instead of spawning a thread (and a 19 MiB arena) per request, and cheap
@@ -12,6 +12,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::validate::{Password, PASSWORD_GUESSABLE};
 
 /// OWASP's argon2id parameters: 19 MiB, 2 passes, 1 lane.
 const MEMORY_KIB: u32 = 19 * 1024;
@@ -71,6 +72,28 @@ impl Passwords {
         self.on_blocking_pool(move || hash_blocking(password.as_bytes()))
             .await?
             .map_err(|e| ApiError::internal("argon2", e))
+    }
+
+    /// The validation line for a new password weaker than `min_strength` (zxcvbn's score, with
+    /// the account's own `words` known), or None. Runs on the blocking pool like the hashes:
+    /// zxcvbn takes up to a few milliseconds on a long password. `min_strength` 0 costs nothing.
+    pub async fn screen(
+        &self,
+        password: &Password,
+        words: &[String],
+        min_strength: u8,
+    ) -> Result<Option<&'static str>, ApiError> {
+        if min_strength == 0 {
+            return Ok(None);
+        }
+        let (password, words) = (password.clone(), words.to_vec());
+        let strength = self
+            .on_blocking_pool(move || {
+                let words: Vec<&str> = words.iter().map(String::as_str).collect();
+                password.strength(&words)
+            })
+            .await?;
+        Ok((strength < min_strength).then_some(PASSWORD_GUESSABLE))
     }
 
     /// True when `password` matches `stored`. With no stored hash (unknown account) it spends

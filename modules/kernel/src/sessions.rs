@@ -14,6 +14,8 @@ use crate::tokens::{Rejection, TokenKeys};
 use crate::users::{User, USER_COLUMNS};
 
 pub const PROVIDE_TOKEN: &str = "provide a valid auth token";
+/// A failed login, and a wrong current password: one answer whatever was wrong.
+pub const INVALID_CREDENTIALS: &str = "invalid credentials";
 pub const TOKEN_EXPIRED: &str = "signature expired, please log in again";
 pub const TOKEN_INVALID: &str = "invalid token, please log in again";
 pub const TOKEN_NOT_ALLOWED: &str = "this token does not allow this request";

@@ -3,7 +3,7 @@
 
 use kernel::config::MAX_PASSWORD_LENGTH;
 use kernel::mail::language;
-use kernel::validate::PASSWORDS_DIFFER;
+use kernel::validate::{PASSWORDS_DIFFER, PASSWORD_GUESSABLE};
 use kernel::{ApiError, Config, Db, Mailer, Passwords};
 use rocket::form::{Form, FromForm};
 use rocket::http::{Header, Status};
@@ -150,6 +150,8 @@ async fn submit(
         Err(Refusal::Password(lines)) => {
             let error = if lines.iter().any(|l| l == PASSWORDS_DIFFER) {
                 "mismatch"
+            } else if lines.iter().any(|l| l == PASSWORD_GUESSABLE) {
+                "guessable"
             } else if password.chars().count() > MAX_PASSWORD_LENGTH {
                 "too_long"
             } else {

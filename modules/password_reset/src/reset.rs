@@ -1,6 +1,6 @@
 //! The reset itself, shared by the JSON endpoint and the browser page.
 
-use kernel::validate::Password;
+use kernel::validate::{account_words, Password};
 use kernel::{sessions, users, ApiError, Config, Db, Mailer, Passwords};
 
 use crate::tokens;
@@ -48,6 +48,13 @@ pub async fn reset(
     let user = holder(db, token).await?.ok_or(Refusal::InvalidToken)?;
     let password = Password::parse(password, confirmation, config.passwords.min_length)
         .map_err(Refusal::Password)?;
+    let words = account_words(&user.username, &user.email);
+    if let Some(line) = passwords
+        .screen(&password, &words, config.passwords.min_strength)
+        .await?
+    {
+        return Err(Refusal::Password(vec![line.to_owned()]));
+    }
     // No connection is held while argon2 runs.
     let hash = passwords.hash(password.into_inner()).await?;
     let mut tx = kernel::db::begin_write(db).await?;

@@ -4,7 +4,8 @@
 mod json;
 
 use kernel::stats::Stats;
-use kernel::validate::Password;
+use kernel::throttle::{self, Counter};
+use kernel::validate::{self, Password};
 use kernel::{
     sessions, users, ApiError, ApiResult, AuthUser, Config, Db, Describe, Mailer, Passwords,
     Payload,
@@ -84,6 +85,11 @@ async fn edit_profile(
         Some(Value::String(c)) => c.clone(),
         Some(_) => return Err(ApiError::invalid_payload()),
     };
+    let current = match body.get("current_password") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) => Some(c.clone()),
+        Some(_) => return Err(ApiError::invalid_payload()),
+    };
 
     let mut lines = String::new();
     for (key, value, max) in [
@@ -117,8 +123,19 @@ async fn edit_profile(
                 None
             }
         };
+    if let Some(candidate) = &password {
+        let mut words = validate::account_words(&auth.user.username, &auth.user.email);
+        words.extend(first_name.iter().chain(&last_name).cloned());
+        let min = config.passwords.min_strength;
+        if let Some(line) = passwords.screen(candidate, &words, min).await? {
+            lines.push_str(line);
+        }
+    }
     if !lines.is_empty() {
         return Err(ApiError::bad_request(lines));
+    }
+    if password.is_some() {
+        confirm_current(db, config, passwords, &auth, current).await?;
     }
 
     // Hash before taking a connection: none is held across argon2.
@@ -159,6 +176,43 @@ async fn edit_profile(
     }
     respond(db, &stats, auth.user.id, Some("user profile updated")).await
 }
+
+/// ASVS 2.1.6: the current password, when sent or when `passwords.require_current` asks for it,
+/// must match before the password changes. A wrong one counts as a failed login of the account,
+/// so a stolen token cannot be used to guess the password.
+async fn confirm_current(
+    db: &Db,
+    config: &Config,
+    passwords: &Passwords,
+    auth: &AuthUser,
+    current: Option<String>,
+) -> Result<(), ApiError> {
+    let current = match current {
+        Some(current) => current,
+        None if config.passwords.require_current => {
+            return Err(ApiError::bad_request(CURRENT_MISSING))
+        }
+        None => return Ok(()),
+    };
+    let account = validate::email_key(&auth.user.email);
+    let counters = [Counter::LoginFailuresOfAccount(&account)];
+    let stored = {
+        let mut conn = db.acquire().await?;
+        throttle::check(&mut conn, &config.throttle, &counters).await?;
+        users::credentials(&mut conn, &account)
+            .await?
+            .map(|(_, hash)| hash)
+    };
+    let acceptable = current.chars().count() <= kernel::config::MAX_PASSWORD_LENGTH;
+    if acceptable && passwords.verify(current, stored).await? {
+        return Ok(());
+    }
+    let mut conn = db.acquire().await?;
+    throttle::hit(&mut conn, &config.throttle, &counters).await?;
+    Err(ApiError::unauthorized(sessions::INVALID_CREDENTIALS))
+}
+
+const CURRENT_MISSING: &str = "current password is missing";
 
 const TIMEZONE_MAX: usize = 50;
 const LANGUAGE_MAX: usize = 50;

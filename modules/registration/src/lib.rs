@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use kernel::sessions::UserAgent;
 use kernel::throttle::{self, Counter};
 use kernel::users::{self, InsertError};
-use kernel::validate::{Email, Password, Username};
+use kernel::validate::{account_words, Email, Password, Username};
 use kernel::{
     sessions, settings, ApiError, ApiResult, Config, Db, Describe, Passwords, Payload, TokenKeys,
 };
@@ -66,11 +66,21 @@ async fn register(
     let form = body?.0;
     let username = Username::parse(&form.username);
     let email = Email::parse(&form.email);
-    let password = Password::parse(
+    let mut password = Password::parse(
         &form.password,
         &form.password_conf,
         config.passwords.min_length,
     );
+    if let Ok(candidate) = &password {
+        // zxcvbn runs on the blocking pool: no pooled connection waits for it.
+        drop(conn);
+        let words = account_words(&form.username, &form.email);
+        let min = config.passwords.min_strength;
+        if let Some(line) = passwords.screen(candidate, &words, min).await? {
+            password = Err(vec![line.to_owned()]);
+        }
+        conn = db.acquire().await?;
+    }
     let (username, email, password) = match (username, email, password) {
         (Ok(u), Ok(e), Ok(p)) => (u, e, p),
         (u, e, p) => {

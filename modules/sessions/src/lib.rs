@@ -4,7 +4,7 @@ mod manage;
 
 use std::net::IpAddr;
 
-use kernel::sessions::UserAgent;
+use kernel::sessions::{UserAgent, INVALID_CREDENTIALS};
 use kernel::throttle::{self, Counter};
 use kernel::users;
 use kernel::validate::email_key;
@@ -15,8 +15,6 @@ use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, State};
 use serde::Deserialize;
-
-pub const INVALID_CREDENTIALS: &str = "invalid credentials";
 
 pub fn stage() -> AdHoc {
     kernel::module(
