@@ -53,6 +53,28 @@ fn passwords(c: &mut Criterion) {
                 .block_on(passwords.verify(black_box("correct-horse".into()), Some(hash.clone())))
         })
     });
+    // What the machine gives when every core hashes at once: one iteration is `cores`
+    // verifications started together. Cores that share caches, memory bandwidth or a physical
+    // core (SMT) make this less than cores × the one-thread rate.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shared = std::sync::Arc::new(passwords);
+    group.bench_function(format!("verify ({cores} in parallel, per batch)"), |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let batch: Vec<_> = (0..cores)
+                    .map(|_| {
+                        let (passwords, hash) = (shared.clone(), hash.clone());
+                        tokio::spawn(async move {
+                            passwords.verify("correct-horse".into(), Some(hash)).await
+                        })
+                    })
+                    .collect();
+                for verification in batch {
+                    let _ = verification.await;
+                }
+            })
+        })
+    });
     group.finish();
 }
 
