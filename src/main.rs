@@ -44,6 +44,10 @@ async fn main() -> ExitCode {
         eprintln!("stride: {e}");
         return ExitCode::from(2);
     }
+    if let Err(e) = stride::logging::settings(&figment) {
+        eprintln!("stride: invalid configuration: {e}");
+        return ExitCode::from(2);
+    }
     match run(cli.command.unwrap_or(Command::Serve), figment).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
