@@ -44,6 +44,10 @@ async fn main() -> ExitCode {
         eprintln!("stride: {e}");
         return ExitCode::from(2);
     }
+    if let Err(e) = stride::logging::settings(&figment) {
+        eprintln!("stride: invalid configuration: {e}");
+        return ExitCode::from(2);
+    }
     match run(cli.command.unwrap_or(Command::Serve), figment).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -59,8 +63,9 @@ async fn run(command: Command, figment: rocket::figment::Figment) -> Result<(), 
         // A one-shot command prints its own outcome, not the server's launch banner.
         _ => figment.merge(("log_level", "critical")),
     };
-    stride::logging::init(&figment);
-    let rocket = stride::build(figment);
+    let ids = kernel::RequestIds::default();
+    stride::logging::init(&figment, ids.clone())?;
+    let rocket = stride::build(figment).manage(ids);
     match command {
         Command::Serve => {
             // Whatever the log level, say where Stride listens.
@@ -75,11 +80,17 @@ async fn run(command: Command, figment: rocket::figment::Figment) -> Result<(), 
                     );
                 })
             });
-            rocket
+            // Rocket drains in-flight requests, then the kernel's shutdown fairings stop the
+            // courier between two messages and wait for background work; the pool closes last.
+            let stopped = rocket
                 .attach(announce)
                 .launch()
                 .await
                 .map_err(|e| e.to_string())?;
+            if let Some(db) = kernel::Db::fetch(&stopped) {
+                db.close_when_stopped().await;
+            }
+            eprintln!("stride: stopped");
         }
         Command::Migrate => {
             // Igniting attaches the pool and runs the migrations, without binding a port.

@@ -204,6 +204,9 @@ fn bad_configuration_stops_the_start_naming_the_key() {
         ("ROCKET_PUBLIC_URL", "fit.example.org", "public_url"),
         ("ROCKET_PASSWORDS", "{min_length=0}", "passwords.min_length"),
         ("ROCKET_MODULES", "{profile=\"off\"}", "modules.profile"),
+        ("ROCKET_METRICS", "{token=\"short\"}", "metrics.token"),
+        ("ROCKET_LOG_FORMAT", "xml", "log_format"),
+        ("ROCKET_LOG_FILTER", "info,=[", "log_filter"),
     ] {
         let out = run(stride(dir.path(), None).env(key, value).arg("migrate"));
         let err = String::from_utf8_lossy(&out.stderr);

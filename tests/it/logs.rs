@@ -1,19 +1,138 @@
 //! No password, session token, reset token or reset link ever reaches a log line, even at
-//! debug level, where Rocket prints request lines with their query strings and headers.
+//! debug level, where Rocket prints request lines with their query strings and headers; in
+//! text and in JSON alike. Every line a request causes carries its id.
 
 use std::fs::File;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::cli::{agent, call_ok, start_with};
 use crate::mail::SmtpServer;
 
+/// What a full flow logged (stdout, then stderr), and its secrets.
+struct Flow {
+    stdout: String,
+    stderr: String,
+    secrets: Vec<String>,
+}
+
 #[test]
 fn no_secret_reaches_the_logs() {
+    let Some(flow) = run_flow("text") else { return };
+    let output = flow.stdout.clone() + &flow.stderr;
+    // The logs did record the flow (so this test can fail)...
+    assert!(
+        output.contains("GET /password-reset?token=[redacted]"),
+        "{output}"
+    );
+    assert!(
+        output.contains("Bearer [redacted]"),
+        "debug level logs the Authorization header"
+    );
+    // ...and none of its secrets.
+    for secret in &flow.secrets {
+        let leak = output.lines().find(|line| line.contains(secret.as_str()));
+        assert!(leak.is_none(), "a secret is in the logs: {leak:?}");
+    }
+    // One access line per request, with the route's template, never the path asked for.
+    let access: Vec<&str> = flow
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" stride::access: "))
+        .collect();
+    assert!(
+        access.iter().any(
+            |l| l.contains("method=GET route=/password-reset?<token> status=200")
+                && l.contains("latency_ms=")
+        ),
+        "{access:?}"
+    );
+    // Every line of the login request carries its id.
+    let login = access
+        .iter()
+        .find(|l| l.contains("route=/api/auth/login status=200"))
+        .expect("the login's access line");
+    let id = login
+        .split(" request_id=")
+        .nth(1)
+        .expect("a request id")
+        .trim();
+    let lines: Vec<&str> = flow
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with(&format!("request_id={id}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("POST /api/auth/login")),
+        "Rocket's request line: {lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("Response succeeded")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_without_secrets() {
+    let Some(flow) = run_flow("json") else { return };
+    let lines: Vec<Value> = flow
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for line in &lines {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(line[key].is_string(), "{key} in {line}");
+        }
+        let text = line.to_string();
+        for secret in &flow.secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret is in the logs: {text}"
+            );
+        }
+        // Every line Rocket logs for a request carries the request's id (its debug dump of
+        // the raw request comes before the request has one).
+        let message = line["message"].as_str().unwrap_or_default();
+        if line["target"] == "rocket::server" && !message.starts_with("received request") {
+            assert!(line["request_id"].is_string(), "{line}");
+        }
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "GET /password-reset?token=[redacted]:"),
+        "{}",
+        flow.stdout
+    );
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "stride::access")
+        .collect();
+    let login = access
+        .iter()
+        .find(|l| l["route"] == "/api/auth/login" && l["status"] == 200)
+        .expect("the login's access line");
+    assert_eq!(login["method"], "POST");
+    assert!(login["latency_ms"].is_number(), "{login}");
+    let id = login["request_id"].as_str().expect("a request id");
+    let of_login = lines.iter().filter(|l| l["request_id"] == id).count();
+    assert!(
+        of_login >= 4,
+        "request line, match, outcome, access, response: {of_login}"
+    );
+    let ids: std::collections::BTreeSet<&str> = access
+        .iter()
+        .filter_map(|l| l["request_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), access.len(), "one id per request");
+}
+
+/// Runs register, login, profile, a password change, a reset by email and through the
+/// browser form, and a logout, on the real binary at debug level with `log_format`.
+fn run_flow(format: &str) -> Option<Flow> {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let Some(smtp) = SmtpServer::start() else {
-        return;
-    };
+    let smtp = SmtpServer::start()?;
     let dir = tempfile::tempdir().expect("dir");
     let log = dir.path().join("stride.log");
     let server = {
@@ -24,6 +143,7 @@ fn no_secret_reaches_the_logs() {
         let email = format!("{{url=\"{}\"}}", smtp.url());
         start_with(dir.path(), None, move |c| {
             c.env("ROCKET_LOG_LEVEL", "debug")
+                .env("ROCKET_LOG_FORMAT", format)
                 .env("ROCKET_EMAIL", email)
                 .stdout(out)
                 .stderr(err);
@@ -111,19 +231,9 @@ fn no_secret_reaches_the_logs() {
     );
     drop(server);
 
-    let output = std::fs::read_to_string(&log).expect("log")
-        + &std::fs::read_to_string(dir.path().join("stride.err")).expect("err");
-    // The logs did record the flow (so this test can fail)...
-    assert!(
-        output.contains("GET /password-reset?token=[redacted]"),
-        "{output}"
-    );
-    assert!(
-        output.contains("Bearer [redacted]"),
-        "debug level logs the Authorization header"
-    );
-    // ...and none of its secrets.
-    for secret in [
+    let stdout = std::fs::read_to_string(&log).expect("log");
+    let stderr = std::fs::read_to_string(dir.path().join("stride.err")).expect("err");
+    let secrets = [
         first,
         second,
         third,
@@ -132,8 +242,12 @@ fn no_secret_reaches_the_logs() {
         &last,
         &reset,
         &link,
-    ] {
-        let leak = output.lines().find(|line| line.contains(secret));
-        assert!(leak.is_none(), "a secret is in the logs: {leak:?}");
-    }
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    Some(Flow {
+        stdout,
+        stderr,
+        secrets,
+    })
 }

@@ -12,6 +12,7 @@ mod crash;
 mod errors;
 mod logs;
 mod openapi;
+mod ops;
 mod password_reset;
 mod pictures;
 mod profile;

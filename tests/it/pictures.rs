@@ -24,7 +24,7 @@ fn gradient(width: u32, height: u32) -> RgbImage {
     })
 }
 
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();
     DynamicImage::ImageRgb8(gradient(width, height))
         .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)

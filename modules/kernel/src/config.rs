@@ -11,6 +11,7 @@ use rocket::figment::{self, Figment};
 use serde::Deserialize;
 
 pub use crate::mail::EmailConfig;
+pub use crate::metrics::MetricsConfig;
 pub use crate::throttle::ThrottleConfig;
 
 /// The kernel's share of the configuration. Modules read their own keys; the kernel reads only
@@ -25,6 +26,7 @@ pub struct Config {
     pub passwords: PasswordConfig,
     pub email: EmailConfig,
     pub throttle: ThrottleConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +75,7 @@ impl Default for Config {
             passwords: PasswordConfig::default(),
             email: EmailConfig::default(),
             throttle: ThrottleConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -181,6 +184,7 @@ impl Config {
         }
         self.email.validate().map_err(ConfigError)?;
         self.throttle.validate().map_err(ConfigError)?;
+        self.metrics.validate().map_err(ConfigError)?;
         Ok(())
     }
 }

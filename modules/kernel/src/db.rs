@@ -85,7 +85,15 @@ impl rocket_db_pools::Pool for DbPool {
         self.0.acquire().await.map_err(rocket_db_pools::Error::Get)
     }
 
-    async fn close(&self) {
+    /// Rocket calls this as a shutdown begins, while requests still drain and need the
+    /// database: the pool stays open, and the binary closes it once the server has stopped
+    /// ([`DbPool::close_when_stopped`]).
+    async fn close(&self) {}
+}
+
+impl DbPool {
+    /// Closes every connection (on SQLite the last one checkpoints the WAL into the file).
+    pub async fn close_when_stopped(&self) {
         self.0.close().await;
     }
 }
@@ -125,13 +133,13 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::migrate::MigrateError> 
     migrator.run(pool).await
 }
 
-/// The latest embedded migration of a backend, to tell whether a database is up to date.
-pub fn latest_migration(backend: Backend) -> Option<i64> {
+/// The versions of a backend's embedded migrations, to tell whether a database is up to date.
+pub fn embedded_migrations(backend: Backend) -> impl Iterator<Item = i64> {
     let migrator = match backend {
         Backend::Postgres => &POSTGRES_MIGRATIONS,
         Backend::Sqlite => &SQLITE_MIGRATIONS,
     };
-    migrator.iter().map(|m| m.version).max()
+    migrator.iter().map(|m| m.version)
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock at once

@@ -1,20 +1,25 @@
 //! Stride's kernel: what every module shares. It knows no module.
 //!
 //! `stage()` attaches the database pool, applies migrations, loads the token keys and the
-//! instance settings, registers the JSON catchers and mounts `/api/ping`, `/api/config` and
-//! `/api/openapi.json`. A module is a fairing made with [`module`]: mounted when
+//! instance settings, registers the JSON catchers, gives every request an id, counts requests
+//! and mounts `/api/ping`, `/api/config`, `/api/openapi.json`, the probes `/health` and
+//! `/ready`, and `/metrics` (when `metrics.enabled`). A module is a fairing made with [`module`]: mounted when
 //! `modules.<name>` is on, and then describing its routes in the OpenAPI document
 //! ([`Describe`]).
 
+pub mod background;
 pub mod config;
 pub mod dates;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod mail;
+pub mod metrics;
 pub mod openapi;
 pub mod passwords;
 pub mod payload;
 pub mod pictures;
+pub mod requests;
 pub mod sessions;
 pub mod settings;
 pub mod stats;
@@ -26,16 +31,19 @@ pub mod validate;
 
 use rocket::fairing::{self, AdHoc};
 use rocket::shield::{Frame, Hsts, Referrer, Shield};
-use rocket::{Build, Rocket};
+use rocket::{Build, Orbit, Rocket};
 use rocket_db_pools::Database;
 
+pub use background::Background;
 pub use config::Config;
 pub use db::Db;
 pub use error::{ApiError, ApiResult};
 pub use mail::Mailer;
+pub use metrics::Metrics;
 pub use openapi::Describe;
 pub use passwords::Passwords;
 pub use payload::Payload;
+pub use requests::{RequestId, RequestIds};
 pub use sessions::{AdminUser, AuthUser};
 pub use tokens::TokenKeys;
 
@@ -43,18 +51,53 @@ pub use tokens::TokenKeys;
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Stride kernel", |rocket| async {
         let shield = shield(rocket.figment());
-        rocket
+        let metrics_on = Config::from_figment(rocket.figment()).is_ok_and(|c| c.metrics.enabled);
+        // The binary manages its own `RequestIds`, shared with its log formatter.
+        let ids = rocket.state::<RequestIds>().cloned();
+        let rocket = match ids {
+            Some(_) => rocket,
+            None => rocket.manage(RequestIds::default()),
+        };
+        let ids = rocket.state::<RequestIds>().cloned().unwrap_or_default();
+        let rocket = rocket
             .attach(shield)
+            .attach(requests::Requests)
             .attach(Db::init())
             .attach(rocket_dyn_templates::Template::fairing())
             .attach(AdHoc::try_on_ignite("Stride kernel state", prepare))
+            // At shutdown, in this order: work left behind by answered requests finishes
+            // (its emails reach the outbox), then the courier stops between two messages.
+            .attach(AdHoc::on_shutdown("Stride background work", |rocket| {
+                Box::pin(finish_background_work(rocket))
+            }))
             .attach(mail::courier())
             .register("/", error::catchers())
+            .manage(metrics::Metrics::new())
+            .manage(Background::new(ids))
             // Managed before any module's fairing runs, so that each can describe its routes.
             .manage(openapi::ApiDoc::new())
             .mount("/api", settings::routes())
             .mount("/api", openapi::routes())
+            .mount("/", health::routes());
+        if metrics_on {
+            rocket
+                .mount("/", metrics::routes())
+                .describe(include_str!("../openapi-metrics.json"))
+        } else {
+            rocket
+        }
     })
+}
+
+/// The longest a shutdown waits for work requests left behind.
+const BACKGROUND_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn finish_background_work(rocket: &Rocket<Orbit>) {
+    if let Some(background) = rocket.state::<Background>() {
+        if !background.wait(BACKGROUND_LIMIT).await {
+            tracing::warn!("shutdown: background work still running after {BACKGROUND_LIMIT:?}");
+        }
+    }
 }
 
 /// Security headers on every response: Rocket's defaults (nosniff, a permissions policy),
@@ -91,7 +134,11 @@ async fn try_prepare(
 ) -> Result<(Config, TokenKeys, Passwords, Mailer), String> {
     let config = Config::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
     let renderer = templates::Renderer::load(&templates::template_dir(rocket.figment())?)?;
-    let mailer = Mailer::new(renderer, &config)?;
+    let metrics = rocket
+        .state::<metrics::Metrics>()
+        .cloned()
+        .ok_or("the metrics are not managed")?;
+    let mailer = Mailer::new(renderer, &config, metrics)?;
     let db = Db::fetch(rocket).ok_or("the database pool did not start")?;
     db::migrate(db)
         .await

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 use kernel::mail::language;
 use kernel::throttle::{self, Counter};
 use kernel::validate::email_key;
-use kernel::{users, ApiError, ApiResult, Config, Db, Mailer, Passwords, Payload};
+use kernel::{users, ApiError, ApiResult, Background, Config, Db, Mailer, Passwords, Payload};
 use rocket::serde::json::{json, Value};
 use rocket::{post, routes, Route, State};
 use serde::Deserialize;
@@ -25,13 +25,15 @@ struct ResetRequest {
 
 /// Answers at once, the same way whether the address is known or not: the lookup, the token
 /// and the email happen after the answer, so neither body nor timing tells. Requests are
-/// counted per address (known or not) and per client.
+/// counted per address (known or not) and per client. The work after the answer is background
+/// work: a graceful shutdown waits for it.
 #[post("/reset-request", data = "<body>")]
 async fn reset_request(
     body: Payload<ResetRequest>,
     db: &State<Db>,
     config: &State<Config>,
     mailer: &State<Mailer>,
+    background: &State<Background>,
     client: Option<IpAddr>,
 ) -> ApiResult<Value> {
     let account = email_key(&body.0.email);
@@ -47,7 +49,7 @@ async fn reset_request(
     let pool: AnyPool = (***db).clone();
     let (config, mailer) = (config.inner().clone(), mailer.inner().clone());
     let email = body.0.email;
-    rocket::tokio::spawn(async move {
+    background.spawn(async move {
         if let Err(e) = send_reset_link(&pool, &config, &mailer, &email).await {
             tracing::error!("password reset request: {e}");
         }
@@ -55,6 +57,8 @@ async fn reset_request(
     Ok(json!({ "status": "success", "message": "password reset request processed" }))
 }
 
+// No field: the address and the token are not for the logs.
+#[tracing::instrument(name = "reset_link", skip_all)]
 async fn send_reset_link(
     pool: &AnyPool,
     config: &Config,

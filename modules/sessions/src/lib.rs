@@ -4,12 +4,14 @@ mod manage;
 
 use std::net::IpAddr;
 
+use kernel::metrics::Login as LoginOutcome;
 use kernel::sessions::{UserAgent, INVALID_CREDENTIALS};
 use kernel::throttle::{self, Counter};
 use kernel::users;
 use kernel::validate::email_key;
 use kernel::{
-    sessions, ApiError, ApiResult, AuthUser, Config, Db, Describe, Passwords, Payload, TokenKeys,
+    sessions, ApiError, ApiResult, AuthUser, Config, Db, Describe, Metrics, Passwords, Payload,
+    TokenKeys,
 };
 use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
@@ -37,18 +39,40 @@ struct Login {
 
 /// Unknown address and wrong password answer alike, in the same time: both verify an argon2
 /// hash (a dummy one for an unknown address). Failures are counted per address and per client;
-/// past the limit the answer is a 429, whatever the password.
+/// past the limit the answer is a 429, whatever the password. Each outcome is counted in the
+/// metrics.
 #[post("/login", data = "<body>")]
+#[allow(clippy::too_many_arguments)] // a handler's request guards are its arguments
 async fn login(
     db: &State<Db>,
     config: &State<Config>,
     keys: &State<TokenKeys>,
     passwords: &State<Passwords>,
+    metrics: &State<Metrics>,
     client: Option<IpAddr>,
     agent: UserAgent,
     body: Payload<Login>,
 ) -> ApiResult<Value> {
-    let Login { email, password } = body.0;
+    let outcome = authenticate(db, config, keys, passwords, client, agent, body.0).await;
+    match &outcome {
+        Ok(_) => metrics.login(LoginOutcome::Ok),
+        Err(e) if e.status.code == 429 => metrics.login(LoginOutcome::Throttled),
+        Err(e) if e.message == INVALID_CREDENTIALS => metrics.login(LoginOutcome::Failed),
+        // A server fault is neither: the 5xx counts in the request metrics.
+        Err(_) => {}
+    }
+    outcome
+}
+
+async fn authenticate(
+    db: &Db,
+    config: &Config,
+    keys: &TokenKeys,
+    passwords: &Passwords,
+    client: Option<IpAddr>,
+    agent: UserAgent,
+    Login { email, password }: Login,
+) -> ApiResult<Value> {
     let account = email_key(&email);
     let counters = [
         Counter::LoginFailuresOfAccount(&account),

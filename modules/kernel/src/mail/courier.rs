@@ -5,13 +5,18 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
-use rocket::fairing::AdHoc;
+use std::sync::Mutex;
+
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::{Orbit, Rocket, Shutdown};
 use rocket_db_pools::Database;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
+use tokio::task::JoinHandle;
 
 use super::{Mailer, Transport};
 use crate::db::{now, Backend, Db};
+use crate::metrics::EmailEvent;
 
 /// How long a claim lasts: a courier that died mid-send frees its message after this.
 const CLAIM_SECONDS: i64 = 120;
@@ -92,20 +97,22 @@ async fn claim(pool: &AnyPool, backend: Backend) -> Result<Option<Outgoing>, sql
     row.as_ref().map(Outgoing::from_row).transpose()
 }
 
+#[tracing::instrument(name = "delivery", skip_all, fields(id = mail.id))]
 async fn deliver(
     pool: &AnyPool,
     transport: &Transport,
-    from: &Mailbox,
+    mailer: &Mailer,
     mail: Outgoing,
 ) -> Result<(), sqlx::Error> {
     let attempts = mail.attempts + 1;
-    let outcome = match mail.message(from) {
+    let outcome = match mail.message(&mailer.from) {
         Ok(message) => transport.send(message).await,
         Err(e) => Err(e),
     };
     match outcome {
         Ok(()) => {
             tracing::info!(id = mail.id, attempts, "email sent");
+            mailer.metrics.email(EmailEvent::Sent);
             // A sent message keeps its headers for the record, not its body: a reset link must
             // not outlive its delivery in clear.
             sqlx::query(
@@ -121,6 +128,11 @@ async fn deliver(
         Err(error) => {
             let give_up = attempts >= MAX_ATTEMPTS;
             let retry_in = backoff(attempts);
+            mailer.metrics.email(if give_up {
+                EmailEvent::Abandoned
+            } else {
+                EmailEvent::Failed
+            });
             tracing::warn!(
                 id = mail.id,
                 attempts,
@@ -145,61 +157,103 @@ async fn deliver(
     Ok(())
 }
 
-/// The courier's fairing: starts delivering at liftoff, stops at shutdown.
-pub fn courier() -> AdHoc {
-    AdHoc::on_liftoff("Stride courier", |rocket| {
-        Box::pin(async move {
-            let (Some(db), Some(mailer), Some(config)) = (
-                Db::fetch(rocket),
-                rocket.state::<Mailer>(),
-                rocket.state::<crate::Config>(),
-            ) else {
-                tracing::error!("courier: no database or mailer, emails will wait in the outbox");
+/// The longest a shutdown waits for the message being sent (an SMTP command times out after
+/// 20 s): past it the message stays claimed, and is sent again once the claim expires.
+const STOP_LIMIT: Duration = Duration::from_secs(25);
+
+/// The courier's fairing: starts delivering at liftoff. At shutdown it stops between two
+/// messages and the shutdown waits for it, so the message in flight is either recorded as
+/// sent or stays in the outbox, never lost nor sent twice.
+pub fn courier() -> Courier {
+    Courier(Mutex::new(None))
+}
+
+pub struct Courier(Mutex<Option<JoinHandle<()>>>);
+
+#[rocket::async_trait]
+impl Fairing for Courier {
+    fn info(&self) -> Info {
+        Info {
+            name: "Stride courier",
+            kind: Kind::Liftoff | Kind::Shutdown,
+        }
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
+        let (Some(db), Some(mailer), Some(config)) = (
+            Db::fetch(rocket),
+            rocket.state::<Mailer>(),
+            rocket.state::<crate::Config>(),
+        ) else {
+            tracing::error!("courier: no database or mailer, emails will wait in the outbox");
+            return;
+        };
+        let transport = match Transport::open(&config.email) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("courier: {e}; emails will wait in the outbox");
                 return;
-            };
-            let transport = match Transport::open(&config.email) {
-                Ok(t) => t,
+            }
+        };
+        let pool: AnyPool = (**db).clone();
+        let handle = tokio::spawn(run(pool, transport, mailer.clone(), rocket.shutdown()));
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(handle);
+        }
+    }
+
+    async fn on_shutdown(&self, _: &Rocket<Orbit>) {
+        let handle = self.0.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(handle) = handle {
+            match tokio::time::timeout(STOP_LIMIT, handle).await {
+                Ok(_) => tracing::info!("courier stopped"),
+                Err(_) => tracing::warn!(
+                    "courier: still sending after {STOP_LIMIT:?}; that message stays in the outbox"
+                ),
+            }
+        }
+    }
+}
+
+/// True once a shutdown was requested (without waiting for one).
+async fn stopping(shutdown: &mut Shutdown) -> bool {
+    tokio::select! {
+        biased;
+        _ = shutdown => true,
+        () = std::future::ready(()) => false,
+    }
+}
+
+async fn run(pool: AnyPool, transport: Transport, mailer: Mailer, mut shutdown: Shutdown) {
+    let backend = match Backend::of(&pool).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("courier: {e}");
+            return;
+        }
+    };
+    loop {
+        // Everything due, one message at a time, checking for a shutdown between two.
+        while !stopping(&mut shutdown).await {
+            match claim(&pool, backend).await {
+                Ok(Some(mail)) => {
+                    if let Err(e) = deliver(&pool, &transport, &mailer, mail).await {
+                        tracing::error!("courier: recording a delivery: {e}");
+                    }
+                }
+                Ok(None) => break,
                 Err(e) => {
-                    tracing::error!("courier: {e}; emails will wait in the outbox");
-                    return;
+                    tracing::warn!("courier: reading the outbox: {e}");
+                    break;
                 }
-            };
-            let pool: AnyPool = (**db).clone();
-            let mailer = mailer.clone();
-            let mut shutdown = rocket.shutdown();
-            tokio::spawn(async move {
-                let backend = match Backend::of(&pool).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!("courier: {e}");
-                        return;
-                    }
-                };
-                loop {
-                    loop {
-                        match claim(&pool, backend).await {
-                            Ok(Some(mail)) => {
-                                if let Err(e) = deliver(&pool, &transport, &mailer.from, mail).await
-                                {
-                                    tracing::error!("courier: recording a delivery: {e}");
-                                }
-                            }
-                            Ok(None) => break,
-                            Err(e) => {
-                                tracing::warn!("courier: reading the outbox: {e}");
-                                break;
-                            }
-                        }
-                    }
-                    tokio::select! {
-                        _ = &mut shutdown => return,
-                        () = mailer.wake.notified() => {}
-                        () = tokio::time::sleep(POLL) => {}
-                    }
-                }
-            });
-        })
-    })
+            }
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            () = mailer.wake.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
 }
 
 #[cfg(test)]

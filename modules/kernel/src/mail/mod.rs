@@ -13,10 +13,11 @@ use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
 use crate::db::now;
+use crate::metrics::{EmailEvent, Metrics};
 use crate::templates::Renderer;
 use crate::users::User;
 
-pub use courier::courier;
+pub use courier::{courier, Courier};
 pub use transport::Transport;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +69,7 @@ pub struct Mailer {
     from: Mailbox,
     public_url: String,
     wake: Arc<Notify>,
+    metrics: Metrics,
 }
 
 /// The languages Stride writes in; anything else is English.
@@ -79,7 +81,11 @@ pub fn language(preferred: Option<&str>) -> &'static str {
 }
 
 impl Mailer {
-    pub fn new(renderer: Renderer, config: &crate::Config) -> Result<Mailer, String> {
+    pub fn new(
+        renderer: Renderer,
+        config: &crate::Config,
+        metrics: Metrics,
+    ) -> Result<Mailer, String> {
         let from = config
             .email
             .from
@@ -90,6 +96,7 @@ impl Mailer {
             from,
             public_url: config.public_url.clone(),
             wake: Arc::new(Notify::new()),
+            metrics,
         })
     }
 
@@ -148,6 +155,9 @@ impl Mailer {
         .bind(now)
         .execute(conn)
         .await?;
+        // Counted when written: a transaction rolled back afterwards would have counted one
+        // that never leaves.
+        self.metrics.email(EmailEvent::Queued);
         Ok(())
     }
 

@@ -1,0 +1,297 @@
+//! Operations: the probes, request ids, the metrics, and a graceful shutdown of the real binary.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::cli::{call_ok, start_with, Server};
+use crate::helpers::{each_backend, TestApp, PASSWORD};
+use crate::mail::SmtpServer;
+
+/// The value of one series (`name{labels}` exactly as exposed), 0 when absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().expect("a number"))
+}
+
+async fn scrape(app: &TestApp, headers: &[(&str, &str)]) -> String {
+    let reply = app.raw("GET", "/metrics", headers, None).await;
+    assert_eq!(
+        reply.status.code,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        reply
+            .header("Content-Type")
+            .starts_with("application/openmetrics-text"),
+        "{}",
+        reply.header("Content-Type")
+    );
+    String::from_utf8(reply.body).expect("text")
+}
+
+fn requests(route: &str, method: &str, status: u16) -> String {
+    format!(
+        "stride_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}}"
+    )
+}
+
+each_backend! {
+    async fn probes_answer_and_ready_needs_every_migration(backend) {
+        let app = TestApp::new(&backend).await;
+        app.get("/health", None).await.assert_success(200, "alive");
+        app.get("/ready", None).await.assert_success(200, "ready");
+        // A database that lacks one of the binary's migrations cannot serve it.
+        app.sql("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)").await;
+        app.get("/ready", None).await
+            .assert_error(503, "not ready: database migrations are not applied");
+        app.get("/health", None).await.assert_success(200, "alive");
+    }
+
+    async fn every_answer_carries_a_request_id(backend) {
+        let app = TestApp::new(&backend).await;
+        let fresh = app.raw("GET", "/api/ping", &[], None).await;
+        let id = fresh.header("X-Request-Id").to_owned();
+        assert!(id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        let other = app.raw("GET", "/nowhere", &[], None).await;
+        assert_eq!(other.status.code, 404);
+        assert_ne!(other.header("X-Request-Id"), id, "one id per request, errors included");
+        // A well-formed incoming id is kept (a proxy's or a client's, to follow a request
+        // across services); anything else is replaced.
+        let kept = app.raw("GET", "/api/ping", &[("X-Request-Id", "lb-7f3a.2:x_Y")], None).await;
+        assert_eq!(kept.header("X-Request-Id"), "lb-7f3a.2:x_Y");
+        let long = "a".repeat(65);
+        for bad in [long.as_str(), "two words", "<script>"] {
+            let replaced = app.raw("GET", "/api/ping", &[("X-Request-Id", bad)], None).await;
+            assert_eq!(replaced.header("X-Request-Id").len(), 32, "{bad}");
+        }
+    }
+
+    async fn metrics_follow_a_flow(backend) {
+        let Some(smtp) = SmtpServer::start() else { return };
+        let url = smtp.url();
+        let app = TestApp::with(&backend, move |f| f.merge(("email.url", url))).await;
+        let before = scrape(&app, &[]).await;
+        assert!(before.contains("# TYPE stride_db_pool_connections gauge"), "{before}");
+        assert!(before.trim_end().ends_with("# EOF"), "OpenMetrics text");
+
+        app.register("sam").await;
+        app.login("sam@example.com", PASSWORD).await.assert_success(200, "successfully logged in");
+        app.login("sam@example.com", "wrong-password").await.assert_error(401, "invalid credentials");
+        app.login("nobody@example.com", "wrong-password").await.assert_error(401, "invalid credentials");
+        app.get("/api/users/nobody/picture", None).await;
+        app.get("/no/such/path/42", None).await;
+        app.post("/api/auth/password/reset-request", json!({"email": "sam@example.com"})).await
+            .assert_success(200, "password reset request processed");
+        smtp.wait_for(1).await;
+        // The courier records the delivery just after the server accepted it.
+        let mut after = scrape(&app, &[]).await;
+        for _ in 0..50 {
+            if sample(&after, "stride_emails_total{event=\"sent\"}") >= 1.0 { break; }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            after = scrape(&app, &[]).await;
+        }
+
+        let moved = |series: &str| sample(&after, series) - sample(&before, series);
+        assert_eq!(moved(&requests("/api/auth/register", "POST", 201)), 1.0, "{after}");
+        assert_eq!(moved(&requests("/api/auth/login", "POST", 200)), 1.0, "{after}");
+        assert_eq!(moved(&requests("/api/auth/login", "POST", 401)), 2.0, "{after}");
+        // Routes are counted by their template, never by the path asked for.
+        assert_eq!(moved(&requests("/api/users/<username>/picture", "GET", 404)), 1.0, "{after}");
+        assert_eq!(moved(&requests("unmatched", "GET", 404)), 1.0, "{after}");
+        assert!(!after.contains("nobody") && !after.contains("/no/such/path"), "{after}");
+        assert_eq!(moved("stride_logins_total{outcome=\"ok\"}"), 1.0, "{after}");
+        assert_eq!(moved("stride_logins_total{outcome=\"failed\"}"), 2.0, "{after}");
+        assert_eq!(moved("stride_emails_total{event=\"queued\"}"), 1.0, "{after}");
+        assert_eq!(moved("stride_emails_total{event=\"sent\"}"), 1.0, "{after}");
+        assert_eq!(sample(&after, "stride_outbox_pending"), 0.0, "{after}");
+        assert!(sample(&after, "stride_db_pool_connections") >= 1.0, "{after}");
+        assert!(sample(&after, "stride_db_pool_max_connections") >= 1.0, "{after}");
+        assert!(after.contains("stride_db_pool_idle_connections "), "{after}");
+        let login_latency = "stride_http_request_duration_seconds_count{method=\"POST\",route=\"/api/auth/login\"}";
+        assert_eq!(sample(&after, login_latency) - sample(&before, login_latency), 3.0, "{after}");
+    }
+
+    async fn metrics_can_require_a_token_or_be_off(backend) {
+        const TOKEN: &str = "scrape-me-0123456789";
+        let app = TestApp::with(&backend, |f| f.merge(("metrics.token", TOKEN))).await;
+        let refused = app.raw("GET", "/metrics", &[], None).await.json();
+        refused.assert_error(401, "provide a valid metrics token");
+        let session = app.register("sam").await;
+        let bearer = format!("Bearer {session}");
+        app.raw("GET", "/metrics", &[("Authorization", &bearer)], None).await.json()
+            .assert_error(401, "provide a valid metrics token");
+        let bearer = format!("Bearer {TOKEN}");
+        scrape(&app, &[("Authorization", &bearer)]).await;
+
+        let off = TestApp::with(&backend, |f| f.merge(("metrics.enabled", false))).await;
+        off.get("/metrics", None).await.assert_error(404, "error, page not found");
+        let document = off.get("/api/openapi.json", None).await.body;
+        assert!(document["paths"]["/metrics"].is_null(), "not described when not mounted");
+    }
+}
+
+fn terminate(server: &Server) {
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Waits for the process to end, at most `limit`.
+fn exit_within(server: &mut Server, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stride still runs {limit:?} after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGTERM while a request is in flight: the request gets its whole answer (it needs the
+/// database after the signal), and the process exits 0 soon after.
+#[test]
+fn sigterm_drains_the_request_in_flight_then_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut server = start_with(dir.path(), None, |_| {});
+    let token = crate::cli::register_sam(&server);
+
+    // A picture upload whose body arrives slowly, in two halves around the signal.
+    let picture = crate::pictures::png(64, 64);
+    let body = crate::helpers::file_body("sam.png", &picture);
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let head = format!(
+        "POST /api/auth/picture HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        crate::helpers::multipart_content_type(),
+        body.len()
+    );
+    let (first, second) = body.split_at(body.len() / 2);
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(first).expect("first half");
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    terminate(&server);
+    std::thread::sleep(Duration::from_millis(500));
+    stream
+        .write_all(second)
+        .expect("the server still reads the body");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("the answer");
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("user picture updated"), "{answer}");
+
+    let status = exit_within(&mut server, Duration::from_secs(15));
+    assert!(status.success(), "{status}");
+    eprintln!("exited {:?} after SIGTERM", signalled.elapsed());
+    // Nothing answers any more; the picture was stored.
+    assert!(TcpStream::connect(&address).is_err());
+    let db = dir.path().join("data/stride.db");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM pictures"), 1);
+}
+
+/// The number a query on a SQLite file returns.
+fn count(db: &Path, query: &str) -> i64 {
+    let url = format!("sqlite://{}", db.display());
+    let query = query.to_owned();
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async move {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
+            sqlx::query_scalar::<_, i64>(&query)
+                .fetch_one(&mut conn)
+                .await
+                .expect("query")
+        })
+}
+
+/// SIGTERM while the courier works through a backlog: every message is either sent and
+/// recorded so, or still pending and unclaimed; none is lost, and after a restart each has
+/// been received exactly once.
+#[test]
+fn sigterm_leaves_the_outbox_consistent() {
+    let Some(smtp) = SmtpServer::start() else {
+        return;
+    };
+    const USERS: usize = 8;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let configure = |c: &mut Command| {
+        c.env("ROCKET_EMAIL", format!("{{url=\"{}\"}}", smtp.url()))
+            .env("ROCKET_THROTTLE", "{enabled=false}");
+    };
+    let mut server = start_with(dir.path(), None, configure);
+    for i in 0..USERS {
+        let (status, body) = call_ok(
+            &server,
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({
+            "username": format!("user{i}"), "email": format!("user{i}@example.com"),
+            "password": PASSWORD, "password_conf": PASSWORD})),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    for i in 0..USERS {
+        let (status, _) = call_ok(
+            &server,
+            "POST",
+            "/api/auth/password/reset-request",
+            None,
+            Some(json!({"email": format!("user{i}@example.com")})),
+        );
+        assert_eq!(status, 200);
+    }
+    terminate(&server);
+    assert!(exit_within(&mut server, Duration::from_secs(30)).success());
+
+    let db = dir.path().join("data/stride.db");
+    let received = smtp.received().len();
+    let rows = count(&db, "SELECT COUNT(*) FROM outbox");
+    let sent = count(&db, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL");
+    let claimed = count(
+        &db,
+        "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND claimed_until IS NOT NULL",
+    );
+    eprintln!("at exit: {rows} queued, {sent} sent, {received} received");
+    assert_eq!(
+        rows, USERS as i64,
+        "every answered request queued its email"
+    );
+    assert_eq!(
+        sent, received as i64,
+        "what left is recorded as sent, and nothing more"
+    );
+    assert_eq!(claimed, 0, "no message is left claimed");
+
+    let _restarted = start_with(dir.path(), None, configure);
+    let all = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(smtp.wait_for(USERS));
+    std::thread::sleep(Duration::from_millis(500));
+    let all_now = smtp.received();
+    assert_eq!(all_now.len(), USERS, "each message once");
+    let mut ids: Vec<_> = all.iter().map(|m| m.message_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), USERS, "no message twice");
+}
