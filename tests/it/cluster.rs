@@ -76,6 +76,18 @@ fn send(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Answer {
+    try_send(base, method, path, token, content_type, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A request; an error when no whole answer came back.
+fn try_send(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Result<Answer, String> {
     let url = format!("{base}{path}");
     let mut request = ureq::http::Request::builder().method(method).uri(&url);
     if let Some(token) = token {
@@ -86,7 +98,7 @@ fn send(
     }
     let mut response = agent()
         .run(request.body(body).expect("a request"))
-        .unwrap_or_else(|e| panic!("{method} {url}: no answer: {e}"));
+        .map_err(|e| format!("{method} {url}: no answer: {e}"))?;
     let header = |name: &str| {
         response
             .headers()
@@ -100,13 +112,13 @@ fn send(
         .with_config()
         .limit(16 * 1024 * 1024)
         .read_to_vec()
-        .unwrap_or_else(|e| panic!("{method} {url}: body: {e}"));
-    Answer {
+        .map_err(|e| format!("{method} {url}: body: {e}"))?;
+    Ok(Answer {
         status: response.status().as_u16(),
         etag,
         content_type,
         body,
-    }
+    })
 }
 
 /// A JSON request (or none with `body: None`); the status and the JSON answer.
@@ -415,15 +427,34 @@ impl RegistrationSwitch {
 
 impl Drop for RegistrationSwitch {
     fn drop(&mut self) {
-        let (status, body) = call(
+        // Never a panic while a failed check unwinds: that would abort the whole test run.
+        let restored = try_send(
             &self.base,
             "PATCH",
             "/api/config",
             Some(&self.token),
-            Some(json!({"is_registration_enabled": self.found})),
+            Some("application/json"),
+            json!({"is_registration_enabled": self.found})
+                .to_string()
+                .into_bytes(),
         );
-        if status != 200 && !std::thread::panicking() {
-            panic!("restoring is_registration_enabled={}: {body}", self.found);
+        match restored {
+            Ok(answer) if answer.status == 200 => {}
+            outcome => {
+                let why = outcome.map_or_else(
+                    |e| e,
+                    |a| format!("{} {}", a.status, String::from_utf8_lossy(&a.body)),
+                );
+                let message = format!(
+                    "could not restore is_registration_enabled={} through {}: {why}",
+                    self.found, self.base
+                );
+                if std::thread::panicking() {
+                    eprintln!("{message}");
+                } else {
+                    panic!("{message}");
+                }
+            }
         }
     }
 }
@@ -646,7 +677,8 @@ pub fn pictures_cross(urls: &[String]) {
 pub fn registration_race(urls: &[String], attempts: usize) {
     let user = User::new("race");
     let barrier = Barrier::new(attempts);
-    let answers: Vec<(String, u16, Value)> = std::thread::scope(|scope| {
+    // (instance, name sent, status, answer)
+    let answers: Vec<(String, String, u16, Value)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..attempts)
             .map(|i| {
                 let base = &urls[i % urls.len()];
@@ -661,7 +693,7 @@ pub fn registration_race(urls: &[String], attempts: usize) {
                         "password": user.password, "password_conf": user.password});
                     barrier.wait();
                     let (status, body) = call(base, "POST", "/api/auth/register", None, Some(body));
-                    (base.clone(), status, body)
+                    (base.clone(), name, status, body)
                 })
             })
             .collect();
@@ -670,25 +702,31 @@ pub fn registration_race(urls: &[String], attempts: usize) {
             .map(|h| h.join().expect("a client thread"))
             .collect()
     });
-    let winners: Vec<_> = answers.iter().filter(|(_, s, _)| *s == 201).collect();
-    let losers: Vec<_> = answers.iter().filter(|(_, s, _)| *s != 201).collect();
+    let winners: Vec<_> = answers.iter().filter(|(_, _, s, _)| *s == 201).collect();
+    let losers: Vec<_> = answers.iter().filter(|(_, _, s, _)| *s != 201).collect();
     assert_eq!(
         winners.len(),
         1,
         "exactly one registration wins: {answers:?}"
     );
-    for (base, status, body) in &losers {
+    for (base, _, status, body) in &losers {
         assert_eq!(
             (*status, body["message"].as_str()),
             (400, Some(ALREADY_EXISTS)),
             "a racing duplicate through {base}: {body}"
         );
     }
-    let token = winners[0].2["auth_token"].as_str().expect("a token");
+    // The account is as the winner spelled it; logins match the address in any case.
+    let (_, name, _, body) = winners[0];
+    let winner = User {
+        name: name.clone(),
+        ..user
+    };
+    let token = body["auth_token"].as_str().expect("a token");
     for base in urls {
-        assert_works(base, token, &user, "the winner's token");
+        assert_works(base, token, &winner, "the winner's token");
     }
-    user.log_in(&urls[urls.len() - 1]);
+    winner.log_in(&urls[urls.len() - 1]);
 }
 
 /// Failed logins through all instances count together: with `limit` failures per account,
@@ -846,7 +884,8 @@ fn instances_starting_together_agree_on_one_key() {
     let cluster = Cluster::start(&backend, 3, |_| {});
     assert_eq!(
         cluster.count("SELECT COUNT(*) AS n FROM instance_secrets WHERE name = 'biscuit_root_key'"),
-        1
+        1,
+        "one signing key, stored in the database"
     );
     let migrations =
         std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres"))
