@@ -7,6 +7,7 @@ mod mail;
 mod attenuation;
 mod browser;
 mod cli;
+mod cluster;
 mod config;
 mod crash;
 mod errors;
