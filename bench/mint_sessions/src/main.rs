@@ -70,7 +70,9 @@ async fn run() -> Result<(), String> {
     let mut tokens = Vec::with_capacity(count);
     // A thousand sessions per transaction: one commit each would dominate on SQLite.
     for batch in (0..count).collect::<Vec<_>>().chunks(1000) {
-        let mut tx = kernel::db::begin_write(db).await.map_err(|e| e.to_string())?;
+        let mut tx = kernel::db::begin_write(db)
+            .await
+            .map_err(|e| e.to_string())?;
         for &i in batch {
             let user = ids[(i * step) % ids.len()];
             let token = sessions::open(&mut tx, keys, config, user, &agent)
