@@ -29,10 +29,10 @@ end
 function common.done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, '
+    'BENCH {"requests": %d, "duration_us": %d, "mean_us": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, '
       .. '"non_2xx": %d, "connect_errors": %d, "read_errors": %d, "write_errors": %d, '
       .. '"timeouts": %d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.requests, summary.duration, latency.mean, latency:percentile(50), latency:percentile(99),
     latency.max, e.status, e.connect, e.read, e.write, e.timeout))
 end
 

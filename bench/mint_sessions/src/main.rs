@@ -41,7 +41,7 @@ async fn run() -> Result<(), String> {
         a.parse().map_err(|_| "USERS must be a number")
     })?;
 
-    let figment = stride::figment().merge(("log_level", "critical"));
+    let figment = stride::figment().merge(("log_level", "off"));
     let rocket = stride::build(figment)
         .ignite()
         .await

@@ -55,8 +55,27 @@ impl rocket_db_pools::Pool for DbPool {
                 })?;
             }
         }
+        let mut max_connections = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+        let sqlite = sqlite_path(&config.url).is_some();
+        if sqlite {
+            // SQLite writes one transaction at a time, and each connection costs a thread and a
+            // page cache: two per core are all the reads can use (BENCHMARKS.md, RSS).
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let cap = u32::try_from(2 * cores).unwrap_or(u32::MAX);
+            if max_connections > cap {
+                tracing::info!(
+                    configured = max_connections,
+                    used = cap,
+                    "SQLite: databases.main.max_connections capped at two per core"
+                );
+                max_connections = cap;
+            }
+        }
         let pool = AnyPoolOptions::new()
-            .max_connections(u32::try_from(config.max_connections).unwrap_or(u32::MAX))
+            .max_connections(max_connections)
+            // sqlx pings every connection it lends by default: on SQLite that is a second trip
+            // to the connection's thread for each query, and a local file cannot drop the line.
+            .test_before_acquire(!sqlite)
             .min_connections(config.min_connections.unwrap_or(0))
             .acquire_timeout(Duration::from_secs(config.connect_timeout))
             .idle_timeout(config.idle_timeout.map(Duration::from_secs))
@@ -65,10 +84,13 @@ impl rocket_db_pools::Pool for DbPool {
                     if conn.backend_name() == "SQLite" {
                         // WAL: readers never wait on the writer; NORMAL sync is durable across
                         // process crashes in WAL mode. The busy timeout queues writers instead
-                        // of failing them.
+                        // of failing them. Each connection keeps its own page cache: 1 MiB
+                        // rather than SQLite's 2 MiB, as the operating system caches the file
+                        // for all of them (BENCHMARKS.md, RSS).
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA cache_size = -1024;",
                         )
                         .await?;
                     }

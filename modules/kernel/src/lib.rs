@@ -148,7 +148,7 @@ async fn try_prepare(
     settings::initialise(&mut conn, config.pictures.max_size)
         .await
         .map_err(|e| format!("instance settings: {e}"))?;
-    let passwords = Passwords::new().map_err(|e| e.message.to_string())?;
+    let passwords = Passwords::new().await.map_err(|e| e.message.to_string())?;
     Ok((config, keys, passwords, mailer))
 }
 

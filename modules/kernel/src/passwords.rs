@@ -1,26 +1,42 @@
 //! argon2id password hashing and the strength check of new passwords, off the async workers.
 //!
-//! Every hash runs on tokio's blocking pool behind a semaphore with one permit per core: a login
-//! storm queues hashes instead of spawning a thread (and a 19 MiB arena) per request, and cheap
-//! requests keep their workers. Verifying for an unknown account runs against a dummy hash, so
-//! the answer takes the same time whether the account exists or not.
+//! The work runs on a few threads of its own, one per core, at the lowest CPU priority (nice
+//! 19), fed through a bounded queue:
+//! - a login storm queues hashes instead of spawning threads, and uses every core that nothing
+//!   else wants, while cheap requests pre-empt it (the login-flood figures in BENCHMARKS.md);
+//! - argon2's memory (9 MiB) stays with those few threads; on tokio's blocking pool every new
+//!   thread kept one of its own, and a flood grew the process to hundreds of MiB.
+//!
+//! Verifying for an unknown account runs against a dummy hash, so the answer takes the same time
+//! whether the account exists or not.
 
+use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use thread_priority::{set_current_thread_priority, ThreadPriority};
 
 use crate::error::ApiError;
 use crate::validate::{Password, PASSWORD_GUESSABLE};
 
-/// OWASP's argon2id parameters: 19 MiB, 2 passes, 1 lane.
-const MEMORY_KIB: u32 = 19 * 1024;
-const PASSES: u32 = 2;
+/// argon2id with one of OWASP's equivalent parameter sets: 9 MiB, 4 passes, 1 lane (about the
+/// work of 19 MiB × 2 passes, in half the memory per worker, which keeps the server under 50 MiB
+/// while every core hashes). Hashes made with other parameters still verify: a PHC string
+/// carries its own.
+const MEMORY_KIB: u32 = 9 * 1024;
+const PASSES: u32 = 4;
 const LANES: u32 = 1;
+const SALT_LEN: usize = 16;
+
+/// Jobs waiting for a worker, per worker, before callers wait to queue theirs.
+const QUEUE_PER_WORKER: usize = 64;
+
+type Job = Box<dyn FnOnce() + Send>;
 
 pub struct Passwords {
-    permits: Arc<Semaphore>,
+    queue: flume::Sender<Job>,
     /// A real hash of a random password, for unknown accounts.
     dummy: Arc<str>,
 }
@@ -31,45 +47,134 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-fn hash_blocking(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
-    Ok(argon2().hash_password(password)?.to_string())
+thread_local! {
+    /// A worker's argon2 memory, made on its first hash and kept: the crate's own allocation on
+    /// every hash left glibc's per-thread arenas holding three times the memory (measured).
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs argon2 for `password` and `salt` with this thread's memory, grown when `params` need
+/// more (a hash made with larger parameters).
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    MEMORY.with_borrow_mut(|memory| {
+        let blocks = argon2.params().block_count();
+        if memory.len() < blocks {
+            *memory = vec![Block::default(); blocks];
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..])
+    })
+}
+
+/// A new PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) with a random salt.
+fn hash_blocking(password: &[u8]) -> Result<String, String> {
+    let argon2 = argon2();
+    let mut salt = [0u8; SALT_LEN];
+    getrandom::fill(&mut salt).map_err(|e| e.to_string())?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(&argon2, password, &salt, &mut out).map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(|e| e.to_string())?,
+        salt: Some(Salt::new(&salt).map_err(|e| e.to_string())?),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+/// True when `password` hashes to `stored` (with the parameters `stored` names). `Output`
+/// compares in constant time.
+fn verify_blocking(password: &[u8], stored: &str) -> bool {
+    let Ok(phc) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(phc.algorithm.as_str()),
+        Params::try_from(&phc),
+    ) else {
+        return false;
+    };
+    let version = phc
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
+    let Ok(version) = version else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    if argon2_into(&argon2, password, salt.as_ref(), &mut out).is_err() {
+        return false;
+    }
+    Output::new(&out).is_ok_and(|computed| &computed == expected)
+}
+
+/// One worker: lowers its own priority, then runs jobs until every sender is gone.
+fn work(jobs: flume::Receiver<Job>) {
+    if let Err(e) = set_current_thread_priority(ThreadPriority::Min) {
+        tracing::warn!(error = %e, "could not lower the password workers' CPU priority");
+    }
+    while let Ok(job) = jobs.recv() {
+        // A job that panics loses its own answer (its caller gets a 500), not the worker.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+    }
 }
 
 impl Passwords {
-    /// One permit per core: more concurrent hashes only add memory and latency.
-    pub fn new() -> Result<Passwords, ApiError> {
+    /// Starts one worker per core (more concurrent hashes only add memory and latency) and
+    /// makes the dummy hash on them.
+    pub async fn new() -> Result<Passwords, ApiError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (queue, jobs) = flume::bounded(cores * QUEUE_PER_WORKER);
+        for i in 0..cores {
+            let jobs = jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("stride-passwords-{i}"))
+                .spawn(move || work(jobs))
+                .map_err(|e| ApiError::internal("starting the password workers", e))?;
+        }
+        let mut passwords = Passwords {
+            queue,
+            dummy: Arc::from(""),
+        };
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|e| ApiError::internal("no OS randomness", e))?;
-        let dummy = hash_blocking(&random).map_err(|e| ApiError::internal("argon2", e))?;
-        Ok(Passwords {
-            permits: Arc::new(Semaphore::new(cores)),
-            dummy: dummy.into(),
-        })
+        passwords.dummy = passwords
+            .on_workers(move || hash_blocking(&random))
+            .await?
+            .map_err(|e| ApiError::internal("argon2", e))?
+            .into();
+        Ok(passwords)
     }
 
-    /// Runs argon2 work on the blocking pool, once a permit is free.
-    async fn on_blocking_pool<T: Send + 'static>(
+    /// Runs `work` on a password worker and waits for its answer.
+    async fn on_workers<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = answer.send(work());
+        });
+        self.queue
+            .send_async(job)
             .await
-            .map_err(|e| ApiError::internal("argon2 semaphore", e))?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|e| ApiError::internal("argon2 task", e))
+            .map_err(|e| ApiError::internal("password workers", e))?;
+        answered
+            .await
+            .map_err(|e| ApiError::internal("password worker", e))
     }
 
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        self.on_blocking_pool(move || hash_blocking(password.as_bytes()))
+        self.on_workers(move || hash_blocking(password.as_bytes()))
             .await?
             .map_err(|e| ApiError::internal("argon2", e))
     }
@@ -88,7 +193,7 @@ impl Passwords {
         }
         let (password, words) = (password.clone(), words.to_vec());
         let strength = self
-            .on_blocking_pool(move || {
+            .on_workers(move || {
                 let words: Vec<&str> = words.iter().map(String::as_str).collect();
                 password.strength(&words)
             })
@@ -102,11 +207,7 @@ impl Passwords {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy.to_string());
         let matched = self
-            .on_blocking_pool(move || {
-                argon2()
-                    .verify_password(password.as_bytes(), hash.as_str())
-                    .is_ok()
-            })
+            .on_workers(move || verify_blocking(password.as_bytes(), &hash))
             .await?;
         Ok(known && matched)
     }
@@ -118,12 +219,9 @@ mod tests {
 
     #[tokio::test]
     async fn hash_and_verify() {
-        let passwords = Passwords::new().expect("hasher");
+        let passwords = Passwords::new().await.expect("hasher");
         let hash = passwords.hash("correct horse".into()).await.expect("hash");
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
+        assert!(hash.starts_with("$argon2id$v=19$m=9216,t=4,p=1$"), "{hash}");
         assert!(passwords
             .verify("correct horse".into(), Some(hash.clone()))
             .await
@@ -140,5 +238,32 @@ mod tests {
             .verify("x".into(), Some("not a hash".into()))
             .await
             .expect("verify"));
+    }
+
+    /// Hashes stored by earlier versions (the crate's own API, 19 MiB × 2) still verify, and
+    /// the crate verifies ours: one PHC format.
+    #[test]
+    fn interoperates_with_the_crates_own_phc_strings() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let params = Params::new(19 * 1024, 2, 1, None).expect("params");
+        let earlier = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string();
+        assert!(verify_blocking(b"correct horse", &earlier));
+        assert!(!verify_blocking(b"correct horsf", &earlier));
+        let ours = hash_blocking(b"correct horse").expect("hash");
+        assert!(argon2()
+            .verify_password(b"correct horse", ours.as_str())
+            .is_ok());
+        assert!(argon2()
+            .verify_password(b"correct horsf", ours.as_str())
+            .is_err());
+        // Memory grown for the larger parameters still serves the smaller ones.
+        assert!(verify_blocking(b"correct horse", &ours));
+        assert!(!verify_blocking(
+            b"correct horse",
+            "$argon2id$v=19$m=9216,t=4,p=1$c2FsdA$"
+        ));
     }
 }

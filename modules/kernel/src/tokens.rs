@@ -1,14 +1,23 @@
 //! Biscuit session tokens, signed with the deployment's Ed25519 root key.
 //!
-//! Authority block: `user(id); session(id); purpose("session"); check if time($t), $t <= expiry`.
-//! The authorizer supplies `time`, `operation` ("read" for GET/HEAD, "write" otherwise) and
-//! `path`, so a holder can narrow a token offline with checks on them.
+//! Authority block: `user(id); session(id); purpose("session"); expires(unix seconds);
+//! check if time($t), $t <= expiry`. The authorizer supplies `time`, `operation` ("read" for
+//! GET/HEAD, "write" otherwise) and `path`, so a holder can narrow a token offline with checks on
+//! them.
+//!
+//! The Ed25519 signature and the Datalog run are most of an authenticated request's cost, so a
+//! session token exactly as minted (one block) that passed once is remembered by its SHA-256
+//! until it expires: its verdict can only change with time. Narrowed tokens are checked in full
+//! every time (their checks read the request). The session's revocation is never remembered
+//! here: the guard reads it from the database on every request.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use biscuit_auth::error::{FailedCheck, Logic, Token as TokenError};
 use biscuit_auth::macros::{authorizer, biscuit};
 use biscuit_auth::{Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey};
+use quick_cache::sync::Cache;
+use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
 /// Biscuit's default 1 ms authorizer budget fails spuriously under load (STACK.md P5).
@@ -16,9 +25,14 @@ const AUTHORIZER_TIME: Duration = Duration::from_millis(50);
 
 const ROOT_KEY_NAME: &str = "biscuit_root_key";
 
+/// Plain session tokens remembered as verified (about 100 bytes each).
+const VERIFIED_CAPACITY: usize = 16_384;
+
 pub struct TokenKeys {
     keys: KeyPair,
     public: PublicKey,
+    /// SHA-256 of a plain session token that passed → what it says, and its expiry.
+    verified: Cache<[u8; 32], (Claims, i64)>,
 }
 
 /// Why a token was refused. The first two map to FitTrackee's messages; `Forbidden` is a valid
@@ -31,7 +45,7 @@ pub enum Rejection {
 }
 
 /// What a valid session token says.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     pub user_id: i64,
     pub session_id: String,
@@ -43,7 +57,11 @@ impl TokenKeys {
             PrivateKey::from_bytes_hex(hex, Algorithm::Ed25519).map_err(|e| e.to_string())?;
         let keys = KeyPair::from(&private);
         let public = keys.public();
-        Ok(TokenKeys { keys, public })
+        Ok(TokenKeys {
+            keys,
+            public,
+            verified: Cache::new(VERIFIED_CAPACITY),
+        })
     }
 
     /// The configured key, or the one kept in the database, created by the first instance to
@@ -79,10 +97,11 @@ impl TokenKeys {
     ) -> Result<String, TokenError> {
         let expiry = UNIX_EPOCH + Duration::from_secs(u64::try_from(expires_at).unwrap_or(0));
         biscuit!(
-            r#"user({user_id}); session({session_id}); purpose("session");
+            r#"user({user_id}); session({session_id}); purpose("session"); expires({expires_at});
                check if time($t), $t <= {expiry};"#,
             user_id = user_id,
             session_id = session_id,
+            expires_at = expires_at,
             expiry = expiry
         )
         .build(&self.keys)?
@@ -91,6 +110,14 @@ impl TokenKeys {
 
     /// Checks signature, expiry, purpose and the holder's own checks for this request.
     pub fn verify(&self, token: &str, operation: &str, path: &str) -> Result<Claims, Rejection> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some((claims, expires_at)) = self.verified.get(&digest) {
+            return if crate::db::now() <= expires_at {
+                Ok(claims)
+            } else {
+                Err(Rejection::Expired)
+            };
+        }
         let token = Biscuit::from_base64(token, self.public).map_err(|_| Rejection::Invalid)?;
         let now = SystemTime::now();
         let mut authorizer = authorizer!(
@@ -114,10 +141,17 @@ impl TokenKeys {
         let (user_id, session_id): (i64, String) = authorizer
             .query_exactly_one("data($u, $s) <- user($u), session($s)")
             .map_err(|_| Rejection::Invalid)?;
-        Ok(Claims {
+        let claims = Claims {
             user_id,
             session_id,
-        })
+        };
+        // Tokens minted before `expires` existed are simply not remembered.
+        if token.block_count() == 1 {
+            if let Ok((expires_at,)) = authorizer.query_exactly_one("data($e) <- expires($e)") {
+                self.verified.insert(digest, (claims.clone(), expires_at));
+            }
+        }
+        Ok(claims)
     }
 }
 
@@ -217,5 +251,38 @@ mod tests {
             .to_base64()
             .expect("b64");
         assert_eq!(k.verify(&narrowed, "read", "/"), Err(Rejection::Expired));
+    }
+
+    #[test]
+    fn plain_tokens_are_remembered_until_they_expire_and_narrowed_ones_never() {
+        let k = keys();
+        let t = k.mint(7, "s", in_secs(1)).expect("mint");
+        assert!(k.verify(&t, "read", "/").is_ok());
+        assert_eq!(k.verified.len(), 1);
+        assert_eq!(k.verify(&t, "write", "/x").map(|c| c.user_id), Ok(7));
+        // A narrowed descendant of a remembered token is still judged in full, every time.
+        let read_only = Biscuit::from_base64(&t, k.public)
+            .expect("parse")
+            .append(block!(r#"check if operation("read");"#))
+            .expect("append")
+            .to_base64()
+            .expect("b64");
+        for _ in 0..2 {
+            assert_eq!(
+                k.verify(&read_only, "write", "/api/auth/profile/edit"),
+                Err(Rejection::Forbidden)
+            );
+            assert!(k.verify(&read_only, "read", "/api/auth/profile").is_ok());
+        }
+        assert_eq!(k.verified.len(), 1);
+        // Remembered, it still dies on time.
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(k.verify(&t, "read", "/"), Err(Rejection::Expired));
+        // Nothing that failed is remembered.
+        assert_eq!(
+            k.verify("not-a-token", "read", "/"),
+            Err(Rejection::Invalid)
+        );
+        assert_eq!(k.verified.len(), 1);
     }
 }
