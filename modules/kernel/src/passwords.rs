@@ -1,7 +1,7 @@
 //! argon2id password hashing and the strength check of new passwords, off the async workers.
 //!
-//! The work runs on a few threads of its own, one per core, at the lowest CPU priority (nice
-//! 19), fed through a bounded queue:
+//! The work runs on a few threads of its own, one per core, at the lowest CPU priority
+//! (`SCHED_IDLE` on Linux), fed through a bounded queue:
 //! - a login storm queues hashes instead of spawning threads, and uses every core that nothing
 //!   else wants, while cheap requests pre-empt it (the login-flood figures in BENCHMARKS.md);
 //! - argon2's memory (9 MiB) stays with those few threads; on tokio's blocking pool every new
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use thread_priority::{set_current_thread_priority, ThreadPriority};
+use thread_priority::ThreadPriority;
 
 use crate::error::ApiError;
 use crate::validate::{Password, PASSWORD_GUESSABLE};
@@ -116,9 +116,30 @@ fn verify_blocking(password: &[u8], stored: &str) -> bool {
     Output::new(&out).is_ok_and(|computed| &computed == expected)
 }
 
+/// The lowest CPU priority there is: on Linux the `SCHED_IDLE` policy, which any waking request
+/// pre-empts at once (nice 19 still let a hash finish its slice); elsewhere the lowest nice.
+fn lower_priority() -> Result<(), thread_priority::Error> {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadSchedulePolicy,
+        };
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        thread_priority::set_current_thread_priority(ThreadPriority::Min)
+    }
+}
+
 /// One worker: lowers its own priority, then runs jobs until every sender is gone.
 fn work(jobs: flume::Receiver<Job>) {
-    if let Err(e) = set_current_thread_priority(ThreadPriority::Min) {
+    if let Err(e) = lower_priority() {
         tracing::warn!(error = %e, "could not lower the password workers' CPU priority");
     }
     while let Ok(job) = jobs.recv() {
