@@ -201,7 +201,7 @@ impl Passwords {
     }
 
     /// The validation line for a new password weaker than `min_strength` (zxcvbn's score, with
-    /// the account's own `words` known), or None. Runs on the blocking pool like the hashes:
+    /// the account's own `words` known), or None. Runs on the password workers like the hashes:
     /// zxcvbn takes up to a few milliseconds on a long password. `min_strength` 0 costs nothing.
     pub async fn screen(
         &self,

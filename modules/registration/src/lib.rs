@@ -72,7 +72,7 @@ async fn register(
         config.passwords.min_length,
     );
     if let Ok(candidate) = &password {
-        // zxcvbn runs on the blocking pool: no pooled connection waits for it.
+        // zxcvbn runs on the password workers: no pooled connection waits for it.
         drop(conn);
         let words = account_words(&form.username, &form.email);
         let min = config.passwords.min_strength;
