@@ -18,7 +18,11 @@ use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use thread_priority::ThreadPriority;
 
+use crate::db::Db;
 use crate::error::ApiError;
+use crate::sessions::INVALID_CREDENTIALS;
+use crate::throttle::{self, Counter, ThrottleConfig};
+use crate::users;
 use crate::validate::{Password, PASSWORD_GUESSABLE};
 
 /// argon2id with one of OWASP's equivalent parameter sets: 9 MiB, 4 passes, 1 lane (about the
@@ -220,6 +224,42 @@ impl Passwords {
             })
             .await?;
         Ok((strength < min_strength).then_some(PASSWORD_GUESSABLE))
+    }
+
+    /// The id of the account whose address key is `account`, when `password` is its password:
+    /// the check behind a login and behind a change that confirms the current password. Past
+    /// the limit of any of `counters` it answers 429 before hashing. An unknown address costs
+    /// the same argon2 work as a wrong password, and both count a failure on every counter and
+    /// answer 401 "invalid credentials". A match forgets the account's failures.
+    pub async fn check_credentials(
+        &self,
+        db: &Db,
+        throttling: &ThrottleConfig,
+        account: &str,
+        password: String,
+        counters: &[Counter<'_>],
+    ) -> Result<i64, ApiError> {
+        let found = {
+            let mut conn = db.acquire().await?;
+            throttle::check(&mut conn, throttling, counters).await?;
+            users::credentials(&mut conn, account).await?
+        };
+        // Never hash an oversized input: no account can have such a password anyway.
+        let acceptable = password.chars().count() <= crate::config::MAX_PASSWORD_LENGTH;
+        let (user_id, hash) = found.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
+        let verified = acceptable && self.verify(password, hash).await?;
+        let mut conn = db.acquire().await?;
+        let Some(user_id) = user_id.filter(|_| verified) else {
+            throttle::hit(&mut conn, throttling, counters).await?;
+            return Err(ApiError::unauthorized(INVALID_CREDENTIALS));
+        };
+        throttle::clear(
+            &mut conn,
+            throttling,
+            &Counter::LoginFailuresOfAccount(account),
+        )
+        .await?;
+        Ok(user_id)
     }
 
     /// True when `password` matches `stored`. With no stored hash (unknown account) it spends

@@ -4,7 +4,7 @@
 mod json;
 
 use kernel::stats::Stats;
-use kernel::throttle::{self, Counter};
+use kernel::throttle::Counter;
 use kernel::validate::{self, Password};
 use kernel::{
     sessions, users, ApiError, ApiResult, AuthUser, Config, Db, Describe, Mailer, Passwords,
@@ -196,20 +196,10 @@ async fn confirm_current(
     };
     let account = validate::email_key(&auth.user.email);
     let counters = [Counter::LoginFailuresOfAccount(&account)];
-    let stored = {
-        let mut conn = db.acquire().await?;
-        throttle::check(&mut conn, &config.throttle, &counters).await?;
-        users::credentials(&mut conn, &account)
-            .await?
-            .map(|(_, hash)| hash)
-    };
-    let acceptable = current.chars().count() <= kernel::config::MAX_PASSWORD_LENGTH;
-    if acceptable && passwords.verify(current, stored).await? {
-        return Ok(());
-    }
-    let mut conn = db.acquire().await?;
-    throttle::hit(&mut conn, &config.throttle, &counters).await?;
-    Err(ApiError::unauthorized(sessions::INVALID_CREDENTIALS))
+    passwords
+        .check_credentials(db, &config.throttle, &account, current, &counters)
+        .await
+        .map(|_| ())
 }
 
 const CURRENT_MISSING: &str = "current password is missing";

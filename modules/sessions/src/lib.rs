@@ -6,12 +6,10 @@ use std::net::IpAddr;
 
 use kernel::metrics::Login as LoginOutcome;
 use kernel::sessions::{UserAgent, INVALID_CREDENTIALS};
-use kernel::throttle::{self, Counter};
-use kernel::users;
+use kernel::throttle::Counter;
 use kernel::validate::email_key;
 use kernel::{
-    sessions, ApiError, ApiResult, AuthUser, Config, Db, Describe, Metrics, Passwords, Payload,
-    TokenKeys,
+    sessions, ApiResult, AuthUser, Config, Db, Describe, Metrics, Passwords, Payload, TokenKeys,
 };
 use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
@@ -78,21 +76,10 @@ async fn authenticate(
         Counter::LoginFailuresOfAccount(&account),
         Counter::LoginFailuresOfClient(client),
     ];
-    let found = {
-        let mut conn = db.acquire().await?;
-        throttle::check(&mut conn, &config.throttle, &counters).await?;
-        users::credentials(&mut conn, &account).await?
-    };
-    // Never hash an oversized input: no account can have such a password anyway.
-    let acceptable = password.chars().count() <= kernel::config::MAX_PASSWORD_LENGTH;
-    let (user_id, hash) = found.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
-    let verified = acceptable && passwords.verify(password, hash).await?;
+    let user_id = passwords
+        .check_credentials(db, &config.throttle, &account, password, &counters)
+        .await?;
     let mut conn = db.acquire().await?;
-    let Some(user_id) = user_id.filter(|_| verified) else {
-        throttle::hit(&mut conn, &config.throttle, &counters).await?;
-        return Err(ApiError::unauthorized(INVALID_CREDENTIALS));
-    };
-    throttle::clear(&mut conn, &config.throttle, &counters[0]).await?;
     let token = sessions::open(&mut conn, keys, config, user_id, &agent).await?;
     Ok(json!({ "status": "success", "message": "successfully logged in", "auth_token": token }))
 }
