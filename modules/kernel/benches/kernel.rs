@@ -28,11 +28,28 @@ fn tokens(c: &mut Criterion) {
     let token = keys
         .mint(42, "0123456789abcdef0123456789abcdef", expiry)
         .expect("mint");
+    // A token already verified once: its signature is remembered (tokens.rs).
     c.bench_function("token/verify (guard path without the database)", |b| {
         b.iter(|| {
             keys.verify(black_box(&token), "read", "/api/auth/profile")
                 .expect("valid")
         })
+    });
+    // A token seen for the first time: Ed25519 signature and the Datalog authorizer.
+    let mut session = 0u64;
+    c.bench_function("token/verify, first time (signature + Datalog)", |b| {
+        b.iter_batched(
+            || {
+                session += 1;
+                keys.mint(42, &format!("{session:032x}"), expiry)
+                    .expect("mint")
+            },
+            |fresh| {
+                keys.verify(black_box(&fresh), "read", "/api/auth/profile")
+                    .expect("valid")
+            },
+            criterion::BatchSize::SmallInput,
+        )
     });
 }
 
