@@ -26,9 +26,9 @@ use crate::users;
 use crate::validate::{Password, PASSWORD_GUESSABLE};
 
 /// argon2id with one of OWASP's equivalent parameter sets: 9 MiB, 4 passes, 1 lane (about the
-/// work of 19 MiB × 2 passes, in half the memory per worker, which keeps the server under 50 MiB
-/// while every core hashes). Hashes made with other parameters still verify: a PHC string
-/// carries its own.
+/// work of 19 MiB × 2 passes in half the memory per worker: the server's peak while every core
+/// hashes dropped by about 20 MiB, BENCHMARKS.md). Hashes made with other parameters still
+/// verify: a PHC string carries its own.
 const MEMORY_KIB: u32 = 9 * 1024;
 const PASSES: u32 = 4;
 const LANES: u32 = 1;
@@ -121,7 +121,8 @@ fn verify_blocking(password: &[u8], stored: &str) -> bool {
 }
 
 /// The lowest CPU priority there is: on Linux the `SCHED_IDLE` policy, which any waking request
-/// pre-empts at once (nice 19 still let a hash finish its slice); elsewhere the lowest nice.
+/// pre-empts (under a login flood the profile's p99 grew 1.5× with it, 2.3× at nice 19, in one
+/// measurement on PostgreSQL); elsewhere the lowest nice value.
 fn lower_priority() -> Result<(), thread_priority::Error> {
     #[cfg(target_os = "linux")]
     {
