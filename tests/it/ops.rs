@@ -38,6 +38,8 @@ async fn scrape(app: &TestApp, headers: &[(&str, &str)]) -> String {
     String::from_utf8(reply.body).expect("text")
 }
 
+const METRICS_TOKEN: &str = "scrape-me-0123456789";
+
 fn requests(route: &str, method: &str, status: u16) -> String {
     format!(
         "stride_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}}"
@@ -78,8 +80,11 @@ each_backend! {
     async fn metrics_follow_a_flow(backend) {
         let Some(smtp) = SmtpServer::start() else { return };
         let url = smtp.url();
-        let app = TestApp::with(&backend, move |f| f.merge(("email.url", url))).await;
-        let before = scrape(&app, &[]).await;
+        let app = TestApp::with(&backend, move |f| f.merge(("email.url", url))
+            .merge(("metrics.token", METRICS_TOKEN))).await;
+        let bearer = format!("Bearer {METRICS_TOKEN}");
+        let token = [("Authorization", bearer.as_str())];
+        let before = scrape(&app, &token).await;
         assert!(before.contains("# TYPE stride_db_pool_connections gauge"), "{before}");
         assert!(before.trim_end().ends_with("# EOF"), "OpenMetrics text");
 
@@ -93,11 +98,11 @@ each_backend! {
             .assert_success(200, "password reset request processed");
         smtp.wait_for(1).await;
         // The courier records the delivery just after the server accepted it.
-        let mut after = scrape(&app, &[]).await;
+        let mut after = scrape(&app, &token).await;
         for _ in 0..50 {
             if sample(&after, "stride_emails_total{event=\"sent\"}") >= 1.0 { break; }
             tokio::time::sleep(Duration::from_millis(100)).await;
-            after = scrape(&app, &[]).await;
+            after = scrape(&app, &token).await;
         }
 
         let moved = |series: &str| sample(&after, series) - sample(&before, series);
@@ -118,6 +123,50 @@ each_backend! {
         assert!(after.contains("stride_db_pool_idle_connections "), "{after}");
         let login_latency = "stride_http_request_duration_seconds_count{method=\"POST\",route=\"/api/auth/login\"}";
         assert_eq!(sample(&after, login_latency) - sample(&before, login_latency), 3.0, "{after}");
+    }
+
+    // Scraped without a token, as the default configuration serves them to anyone, the
+    // metrics move alike for a reset request of an address with an account and of one
+    // without: the series that would tell (emails, the outbox, the pool) are not there.
+    async fn metrics_without_a_token_tell_nothing_of_accounts(backend) {
+        let app = TestApp::new(&backend).await;
+        app.register("sam").await;
+        app.login("sam@example.com", PASSWORD).await.assert_success(200, "successfully logged in");
+        let path = "/api/auth/password/reset-request";
+        let s0 = scrape(&app, &[]).await;
+        app.post(path, json!({"email": "nobody@example.com"})).await
+            .assert_success(200, "password reset request processed");
+        app.login("nobody@example.com", "wrong-password").await.assert_error(401, "invalid credentials");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s1 = scrape(&app, &[]).await;
+        app.post(path, json!({"email": "sam@example.com"})).await
+            .assert_success(200, "password reset request processed");
+        app.login("sam@example.com", "wrong-password").await.assert_error(401, "invalid credentials");
+        for _ in 0..50 {
+            if app.count("SELECT COUNT(*) AS n FROM outbox").await == 1 { break; }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(app.count("SELECT COUNT(*) AS n FROM outbox").await, 1, "the known address got its email");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s2 = scrape(&app, &[]).await;
+        for hidden in ["stride_emails", "stride_outbox", "stride_db_pool"] {
+            assert!(!s2.contains(hidden), "{hidden} served without a token:\n{s2}");
+        }
+        // Latency buckets depend on the machine's load, not on the address; counts do not.
+        let series = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.contains("_bucket{") && !l.contains("_sum{"))
+                .filter_map(|l| l.rsplit_once(' ').map(|(name, _)| name.to_owned()))
+                .collect()
+        };
+        let mut names = series(&s0);
+        names.extend(series(&s2));
+        names.sort();
+        names.dedup();
+        for name in names {
+            let (a, b, c) = (sample(&s0, &name), sample(&s1, &name), sample(&s2, &name));
+            assert_eq!(b - a, c - b, "{name} moved differently for a known address:\n{s1}\n{s2}");
+        }
     }
 
     async fn metrics_can_require_a_token_or_be_off(backend) {

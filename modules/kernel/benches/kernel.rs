@@ -5,9 +5,13 @@
 
 use std::hint::black_box;
 
+use biscuit_auth::builder::BlockBuilder;
+use biscuit_auth::Biscuit;
 use criterion::{criterion_group, criterion_main, Criterion};
 use kernel::db::now;
-use kernel::tokens::TokenKeys;
+use kernel::tokens::{
+    NarrowingPolicy, RequestFacts, TokenKeys, Verified, MAX_NARROWINGS, MAX_TOKEN_LENGTH,
+};
 use kernel::validate::{account_words, Email, Password, Username};
 use kernel::Passwords;
 
@@ -28,29 +32,99 @@ fn tokens(c: &mut Criterion) {
     let token = keys
         .mint(42, "0123456789abcdef0123456789abcdef", expiry)
         .expect("mint");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let verify = |token: &str| {
+        runtime
+            .block_on(keys.verify(black_box(token)))
+            .expect("valid")
+    };
     // A token already verified once: its signature is remembered (tokens.rs).
     c.bench_function("token/verify (guard path without the database)", |b| {
+        b.iter(|| verify(&token))
+    });
+    // A token seen for the first time: Ed25519 signature and its authority block read.
+    let mut session = 0u64;
+    c.bench_function(
+        "token/verify, first time (signature + authority block)",
+        |b| {
+            b.iter_batched(
+                || {
+                    session += 1;
+                    keys.mint(42, &format!("{session:032x}"), expiry)
+                        .expect("mint")
+                },
+                |fresh| verify(&fresh),
+                criterion::BatchSize::SmallInput,
+            )
+        },
+    );
+    // The costliest narrowing the policy lets through (every block at its limits), judged in
+    // full: the bound on what any holder can make one request cost.
+    let worst = costliest_narrowing(&keys, &token);
+    let facts = RequestFacts {
+        operation: "read",
+        path: "/api/auth/profile",
+        route: "/api/auth/profile",
+    };
+    c.bench_function("token/judge the costliest narrowing allowed", |b| {
         b.iter(|| {
-            keys.verify(black_box(&token), "read", "/api/auth/profile")
-                .expect("valid")
+            runtime.block_on(async {
+                if let Ok(Verified::Narrowed(_, narrowed)) = keys.verify(black_box(&worst)).await {
+                    let _ = keys.authorize(narrowed, &facts).await;
+                }
+            })
         })
     });
-    // A token seen for the first time: Ed25519 signature and the Datalog authorizer.
-    let mut session = 0u64;
-    c.bench_function("token/verify, first time (signature + Datalog)", |b| {
-        b.iter_batched(
-            || {
-                session += 1;
-                keys.mint(42, &format!("{session:032x}"), expiry)
-                    .expect("mint")
-            },
-            |fresh| {
-                keys.verify(black_box(&fresh), "read", "/api/auth/profile")
-                    .expect("valid")
-            },
-            criterion::BatchSize::SmallInput,
+    // The issue's attack: a check joining facts of its own four ways. Refused unrun.
+    let join: String = (0..60).map(|i| format!("n({i});")).collect();
+    let attack = Biscuit::from_base64(&token, keys.public_key())
+        .expect("parse")
+        .append(
+            BlockBuilder::new()
+                .code(format!(
+                    "{join} check if n($a), n($b), n($c), n($d), $a + $b + $c + $d < 0;"
+                ))
+                .expect("datalog"),
         )
+        .expect("append")
+        .to_base64()
+        .expect("b64");
+    c.bench_function("token/refuse a four-way join over appended facts", |b| {
+        b.iter(|| runtime.block_on(keys.verify(black_box(&attack))).is_err())
     });
+}
+
+/// A token with as many blocks, checks, alternatives and predicates as allowed, within the
+/// length limit.
+fn costliest_narrowing(keys: &TokenKeys, token: &str) -> String {
+    let query = r#"time($t), operation($o), path($p), route($r), $p.starts_with("/api") || $r.contains("x") || $o == "read""#;
+    let check = format!(
+        "check if {};",
+        [query; NarrowingPolicy::QUERIES].join(" or ")
+    );
+    let mut narrowed = token.to_owned();
+    for _ in 0..MAX_NARROWINGS {
+        let mut checks = NarrowingPolicy::CHECKS;
+        loop {
+            let block = BlockBuilder::new()
+                .code(check.repeat(checks))
+                .expect("datalog");
+            let next = Biscuit::from_base64(&narrowed, keys.public_key())
+                .expect("parse")
+                .append(block)
+                .expect("append")
+                .to_base64()
+                .expect("b64");
+            if next.len() <= MAX_TOKEN_LENGTH || checks == 1 {
+                if next.len() <= MAX_TOKEN_LENGTH {
+                    narrowed = next;
+                }
+                break;
+            }
+            checks -= 1;
+        }
+    }
+    narrowed
 }
 
 fn passwords(c: &mut Criterion) {

@@ -135,7 +135,12 @@ fn latency_histogram() -> Histogram {
 }
 
 struct Inner {
-    registry: Registry,
+    /// Series that say nothing of who has an account: served to any scrape.
+    public: Registry,
+    /// Series that move with whether an address has an account (an email queued for a known
+    /// address only; the outbox and the pool working a little longer for it): served only to a
+    /// scrape that presents `metrics.token`.
+    private: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     logins: Family<LoginLabels, Counter>,
@@ -159,6 +164,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("stride");
+        let mut private = Registry::with_prefix("stride");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
@@ -177,33 +183,34 @@ impl Metrics {
             latency.clone(),
         );
         registry.register("logins", "Login attempts, by outcome", logins.clone());
-        registry.register(
+        private.register(
             "emails",
             "Emails queued in the outbox, sent, failed (to be retried) and abandoned",
             emails.clone(),
         );
-        registry.register(
+        private.register(
             "db_pool_connections",
             "Open database connections in this instance's pool",
             Gauge::clone(&pool_size),
         );
-        registry.register(
+        private.register(
             "db_pool_idle_connections",
             "Open database connections that are idle",
             Gauge::clone(&pool_idle),
         );
-        registry.register(
+        private.register(
             "db_pool_max_connections",
             "The pool's maximum size",
             Gauge::clone(&pool_max),
         );
-        registry.register(
+        private.register(
             "outbox_pending",
             "Emails in the outbox waiting for delivery (all instances on the database)",
             Gauge::clone(&outbox_pending),
         );
         Metrics(Arc::new(Inner {
-            registry,
+            public: registry,
+            private,
             requests,
             latency,
             logins,
@@ -244,8 +251,16 @@ impl Metrics {
         self.0.emails.get_or_create(&EmailLabels { event }).inc();
     }
 
-    /// The OpenMetrics text, with the gauges read now.
-    async fn render(&self, db: &Db) -> String {
+    /// The OpenMetrics text of the public series, and of the private ones when `private`, with
+    /// the gauges read now.
+    async fn render(&self, db: &Db, private: bool) -> String {
+        let mut text = String::new();
+        if !private {
+            if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.0.public) {
+                tracing::error!("metrics: encoding: {e}");
+            }
+            return text;
+        }
         let pool = &***db;
         self.0.pool_size.set(i64::from(pool.size()));
         self.0
@@ -267,8 +282,12 @@ impl Metrics {
             // The last value stays; the scrape itself must not fail with the database.
             Err(e) => tracing::warn!("metrics: counting the outbox: {e}"),
         }
-        let mut text = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.0.registry) {
+        let encoded = prometheus_client::encoding::text::encode_registry(&mut text, &self.0.public)
+            .and_then(|()| {
+                prometheus_client::encoding::text::encode_registry(&mut text, &self.0.private)
+            })
+            .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut text));
+        if let Err(e) = encoded {
             tracing::error!("metrics: encoding: {e}");
         }
         text
@@ -315,6 +334,7 @@ async fn metrics(
     metrics: &State<Metrics>,
     db: &State<Db>,
 ) -> ApiResult<(ContentType, String)> {
+    let private = config.metrics.token.is_some();
     if let Some(expected) = &config.metrics.token {
         let given = authorization
             .0
@@ -327,7 +347,7 @@ async fn metrics(
     }
     let openmetrics = ContentType::new("application", "openmetrics-text")
         .with_params([("version", "1.0.0"), ("charset", "utf-8")]);
-    Ok((openmetrics, metrics.render(db).await))
+    Ok((openmetrics, metrics.render(db, private).await))
 }
 
 #[cfg(test)]

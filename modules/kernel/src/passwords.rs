@@ -11,6 +11,7 @@
 //! whether the account exists or not.
 
 use std::cell::RefCell;
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
@@ -20,8 +21,7 @@ use thread_priority::ThreadPriority;
 
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::sessions::INVALID_CREDENTIALS;
-use crate::throttle::{self, Counter, ThrottleConfig};
+use crate::throttle::{self, ThrottleConfig, Verdict};
 use crate::users;
 use crate::validate::{Password, PASSWORD_GUESSABLE};
 
@@ -38,6 +38,32 @@ const SALT_LEN: usize = 16;
 const QUEUE_PER_WORKER: usize = 64;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// How a credentials check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    /// The password is the account's: its id.
+    Verified(i64),
+    /// Unknown address or wrong password: one answer for both.
+    Invalid,
+    /// Refused before any hashing: a limit is reached.
+    Throttled { retry_after: u64 },
+}
+
+impl Credentials {
+    /// The account id, or FitTrackee's 401 "invalid credentials", or a 429.
+    pub fn verified(self) -> Result<i64, ApiError> {
+        match self {
+            Credentials::Verified(id) => Ok(id),
+            Credentials::Invalid => {
+                Err(ApiError::unauthorized(crate::sessions::INVALID_CREDENTIALS))
+            }
+            Credentials::Throttled { retry_after } => {
+                Err(ApiError::too_many_requests(throttle::TOO_MANY, retry_after))
+            }
+        }
+    }
+}
 
 pub struct Passwords {
     queue: flume::Sender<Job>,
@@ -227,40 +253,47 @@ impl Passwords {
         Ok((strength < min_strength).then_some(PASSWORD_GUESSABLE))
     }
 
-    /// The id of the account whose address key is `account`, when `password` is its password:
-    /// the check behind a login and behind a change that confirms the current password. Past
-    /// the limit of any of `counters` it answers 429 before hashing. An unknown address costs
-    /// the same argon2 work as a wrong password, and both count a failure on every counter and
-    /// answer 401 "invalid credentials". A match forgets the account's failures.
+    /// Whether `password` is the password of the account whose address key is `account`: the
+    /// check behind a login and behind a change that confirms the current password.
+    ///
+    /// The attempt is counted first ([`throttle::take`]), atomically, and refused past any
+    /// limit before anything is hashed, so a burst of concurrent guesses gets no more answers
+    /// than the limit. An unknown address costs the same argon2 work as a wrong password; both
+    /// stay counted as failures. A match gives the attempt back, forgets the account's
+    /// failures and remembers `client` as one of the account's own.
     pub async fn check_credentials(
         &self,
         db: &Db,
         throttling: &ThrottleConfig,
         account: &str,
+        client: Option<IpAddr>,
         password: String,
-        counters: &[Counter<'_>],
-    ) -> Result<i64, ApiError> {
+    ) -> Result<Credentials, ApiError> {
         let found = {
             let mut conn = db.acquire().await?;
-            throttle::check(&mut conn, throttling, counters).await?;
+            let counters = throttle::login_counters(&mut conn, throttling, account, client).await?;
+            if let Verdict::Refused { retry_after } =
+                throttle::take(&mut conn, throttling, &counters).await?
+            {
+                return Ok(Credentials::Throttled { retry_after });
+            }
             users::credentials(&mut conn, account).await?
         };
         // Never hash an oversized input: no account can have such a password anyway.
         let acceptable = password.chars().count() <= crate::config::MAX_PASSWORD_LENGTH;
         let (user_id, hash) = found.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
         let verified = acceptable && self.verify(password, hash).await?;
-        let mut conn = db.acquire().await?;
         let Some(user_id) = user_id.filter(|_| verified) else {
-            throttle::hit(&mut conn, throttling, counters).await?;
-            return Err(ApiError::unauthorized(INVALID_CREDENTIALS));
+            return Ok(Credentials::Invalid);
         };
-        throttle::clear(
-            &mut conn,
-            throttling,
-            &Counter::LoginFailuresOfAccount(account),
-        )
-        .await?;
-        Ok(user_id)
+        let mut conn = db.acquire().await?;
+        throttle::forget_login_failures(&mut conn, throttling, account).await?;
+        // Of the attempt, only the client's counter remains (the account's were just forgotten):
+        // it was not a failure.
+        let client_counter = [throttle::Counter::LoginFailuresOfClient(client)];
+        throttle::refund(&mut conn, throttling, &client_counter).await?;
+        throttle::know_client(&mut conn, throttling, account, client).await?;
+        Ok(Credentials::Verified(user_id))
     }
 
     /// True when `password` matches `stored`. With no stored hash (unknown account) it spends

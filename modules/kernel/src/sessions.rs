@@ -2,6 +2,8 @@
 //! on every instance sharing the database. The token names its row; the `AuthUser` guard reads
 //! the row and the user in one query.
 
+use std::marker::PhantomData;
+
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket_db_pools::Database;
@@ -10,7 +12,7 @@ use sqlx::{AnyConnection, Row};
 use crate::config::Config;
 use crate::db::{now, Db};
 use crate::error::ApiError;
-use crate::tokens::{Rejection, TokenKeys};
+use crate::tokens::{canonical_path, Rejection, RequestFacts, TokenKeys, Verified};
 use crate::users::{User, USER_COLUMNS};
 
 pub const PROVIDE_TOKEN: &str = "provide a valid auth token";
@@ -98,22 +100,53 @@ pub async fn close_all(
     Ok(done.rows_affected())
 }
 
-/// The user behind a valid `Authorization: Bearer` session token.
+/// What a route does with the account, as a narrowed token sees it: the `operation` fact its
+/// holder's checks read is decided by the route, not by the HTTP method (a logout is not a
+/// read, whatever its method).
+pub trait Access: Send + Sync + 'static {
+    /// The `operation` fact, or None when only a token as minted may use the route.
+    const OPERATION: Option<&'static str>;
+}
+
+/// Reads the account and changes nothing: `operation("read")`.
+pub struct Read;
+/// Changes the account: `operation("write")`. The default.
+pub struct Write;
+/// Manages the account's sessions or credentials (logout, ending sessions, new sessions):
+/// only a token as minted, never a narrowed one, so that a narrowed token can never give its
+/// holder a broader one.
+pub struct Manage;
+
+impl Access for Read {
+    const OPERATION: Option<&'static str> = Some("read");
+}
+impl Access for Write {
+    const OPERATION: Option<&'static str> = Some("write");
+}
+impl Access for Manage {
+    const OPERATION: Option<&'static str> = None;
+}
+
+/// The user behind a valid `Authorization: Bearer` session token, for a route that does `A`.
 ///
 /// Put it before any `Connection<Db>` in a handler's parameters: it borrows a pooled connection
-/// for its one query and gives it back before the handler takes one (STACK.md P7).
+/// for its one query and gives it back before the handler takes one: a handler that held one
+/// while the guard waited for another would starve the pool under load.
 #[derive(Debug)]
-pub struct AuthUser {
+pub struct AuthUser<A: Access = Write> {
     pub user: User,
     pub session_id: String,
+    /// The token was narrowed by its holder: changes of credentials ask for the password.
+    pub narrowed: bool,
+    access: PhantomData<A>,
 }
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for AuthUser {
+impl<'r, A: Access> FromRequest<'r> for AuthUser<A> {
     type Error = ApiError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ApiError> {
-        match authenticate(request).await {
+        match authenticate::<A>(request).await {
             Ok(user) => Outcome::Success(user),
             Err(error) => Outcome::Error(error.stash(request)),
         }
@@ -127,34 +160,36 @@ fn bearer<'a>(request: &'a Request<'_>) -> Option<&'a str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-async fn authenticate(request: &Request<'_>) -> Result<AuthUser, ApiError> {
+fn rejected(rejection: Rejection) -> ApiError {
+    match rejection {
+        Rejection::Expired => ApiError::unauthorized(TOKEN_EXPIRED),
+        Rejection::Invalid => ApiError::unauthorized(TOKEN_INVALID),
+        Rejection::Forbidden => ApiError::new(Status::Forbidden, TOKEN_NOT_ALLOWED),
+    }
+}
+
+/// Signature and authority block first; then the session row (a dead or expired session ends
+/// here, before any Datalog its holder wrote runs); then, for a narrowed token, its checks.
+async fn authenticate<A: Access>(request: &Request<'_>) -> Result<AuthUser<A>, ApiError> {
     let token = bearer(request).ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
     let keys = request
         .rocket()
         .state::<TokenKeys>()
         .ok_or_else(|| ApiError::internal("auth guard", "token keys are not managed"))?;
-    let operation = if matches!(
-        request.method(),
-        rocket::http::Method::Get | rocket::http::Method::Head
-    ) {
-        "read"
-    } else {
-        "write"
+    let (claims, narrowed) = match keys.verify(token).await.map_err(rejected)? {
+        Verified::Plain(claims) => (claims, None),
+        Verified::Narrowed(claims, narrowed) => (claims, Some(narrowed)),
     };
-    let claims = keys
-        .verify(token, operation, request.uri().path().as_str())
-        .map_err(|r| match r {
-            Rejection::Expired => ApiError::unauthorized(TOKEN_EXPIRED),
-            Rejection::Invalid => ApiError::unauthorized(TOKEN_INVALID),
-            Rejection::Forbidden => ApiError::new(Status::Forbidden, TOKEN_NOT_ALLOWED),
-        })?;
+    let now = now();
+    if claims.expired(now) {
+        return Err(rejected(Rejection::Expired));
+    }
     let db = Db::fetch(request.rocket())
         .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
     let sql = format!(
         "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at FROM sessions s \
          JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3"
     );
-    let now = now();
     let row = sqlx::query(&sql)
         .bind(&claims.session_id)
         .bind(claims.user_id)
@@ -163,6 +198,21 @@ async fn authenticate(request: &Request<'_>) -> Result<AuthUser, ApiError> {
         .await?;
     let row = row.ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
     let user = User::from_row(&row)?;
+    let is_narrowed = narrowed.is_some();
+    if let Some(narrowed) = narrowed {
+        let operation = A::OPERATION.ok_or_else(|| rejected(Rejection::Forbidden))?;
+        let path = canonical_path(request.uri().path().segments());
+        let route = request
+            .route()
+            .map(|r| r.uri.origin.path().as_str().to_owned())
+            .unwrap_or_default();
+        let facts = RequestFacts {
+            operation,
+            path: &path,
+            route: &route,
+        };
+        keys.authorize(narrowed, &facts).await.map_err(rejected)?;
+    }
     // "Last used" is kept to the minute: one small write a minute per session, not one per
     // request.
     let last_used: i64 = row.try_get("session_last_used_at")?;
@@ -176,6 +226,8 @@ async fn authenticate(request: &Request<'_>) -> Result<AuthUser, ApiError> {
     Ok(AuthUser {
         user,
         session_id: claims.session_id,
+        narrowed: is_narrowed,
+        access: PhantomData,
     })
 }
 
@@ -187,7 +239,7 @@ impl<'r> FromRequest<'r> for AdminUser {
     type Error = ApiError;
 
     async fn from_request(request: &'r Request<'_>) -> Outcome<Self, ApiError> {
-        match AuthUser::from_request(request).await {
+        match <AuthUser>::from_request(request).await {
             Outcome::Success(auth) if auth.user.admin => Outcome::Success(AdminUser(auth)),
             Outcome::Success(_) => {
                 Outcome::Error(ApiError::forbidden("you do not have permissions").stash(request))

@@ -84,6 +84,16 @@ pub async fn load(conn: &mut AnyConnection) -> Result<Settings, sqlx::Error> {
     })
 }
 
+/// The current settings, read under the settings row's write lock, which the transaction keeps
+/// until it ends: writers that must not race on them (registrations checking `max_users`)
+/// queue on it, on PostgreSQL as on SQLite (whose writing transactions are serial anyway).
+pub async fn load_locked(conn: &mut AnyConnection) -> Result<Settings, sqlx::Error> {
+    sqlx::query("UPDATE instance_settings SET max_users = max_users WHERE id = 1")
+        .execute(&mut *conn)
+        .await?;
+    load(conn).await
+}
+
 pub fn routes() -> Vec<Route> {
     routes![get_config, patch_config, ping]
 }

@@ -1,9 +1,26 @@
-//! Throttling of the requests an attacker repeats: failed logins (per account and per client
-//! address), reset requests (per address and per client) and registrations (per client).
+//! Throttling of the requests an attacker repeats: login attempts (per account and client, per
+//! account, per client), reset requests (per address and per client) and registrations (per
+//! client).
 //!
 //! Counters live in the database, so instances sharing it count together. Each is a fixed
-//! window: the first event opens it, `throttle.window` seconds later it starts again. Keys are
-//! stored as SHA-256 digests: the table holds no addresses, whether they have accounts or not.
+//! window: the first event opens it, its window later it starts again. Keys are stored as
+//! SHA-256 digests: the table holds no addresses, whether they have accounts or not.
+//!
+//! **Count first, then decide.** [`take`] adds one to every counter in a single atomic
+//! statement each (`INSERT … ON CONFLICT DO UPDATE … RETURNING count`) and decides on the counts
+//! it gets back, before any expensive work: a burst of concurrent attempts can never get more
+//! answers than the limit, on either backend or across instances. A refused attempt gives its
+//! counts back, and so does an attempt that turned out not to be what is limited (a login that
+//! succeeded, a registration form with mistakes): [`refund`].
+//!
+//! **No lockout of the owner.** Failed logins are limited per account *and client* (a guesser
+//! on one address gets 10 tries per window, and no one else is affected), per client (one
+//! address guessing many accounts), and per account over a longer window (a guesser spread over
+//! many addresses). That last, account-wide bound does not apply to the account's known
+//! clients: addresses that signed in to it, registered it, or completed a password reset for it
+//! in the last `known_client_days` days. A completed reset also forgets the account's failures.
+//! So an attacker can slow guessing down for everyone but cannot keep the owner out: SECURITY.md
+//! ("Throttling and lockout").
 
 use std::net::IpAddr;
 
@@ -12,16 +29,23 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
 use crate::db::now;
-use crate::error::ApiError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ThrottleConfig {
     pub enabled: bool,
-    /// Seconds a counter lasts.
+    /// Seconds a counter lasts (all but the account-wide login counter).
     pub window: u64,
+    /// Failed logins of one account from one client, per `window`.
+    pub login_failures_per_account_and_client: i64,
+    /// Failed logins of one account from clients it does not know, per `account_window`.
     pub login_failures_per_account: i64,
+    /// Seconds the account-wide login counter lasts.
+    pub account_window: u64,
+    /// Failed logins from one client, whatever the account, per `window`.
     pub login_failures_per_client: i64,
+    /// Days a client stays known to an account after it last signed in to it.
+    pub known_client_days: u64,
     pub reset_requests_per_account: i64,
     pub reset_requests_per_client: i64,
     pub registrations_per_client: i64,
@@ -32,8 +56,12 @@ impl Default for ThrottleConfig {
         ThrottleConfig {
             enabled: true,
             window: 15 * 60,
-            login_failures_per_account: 10,
+            login_failures_per_account_and_client: 10,
+            // NIST SP 800-63B 5.2.2: at most 100 failed attempts on one account.
+            login_failures_per_account: 100,
+            account_window: 24 * 60 * 60,
             login_failures_per_client: 50,
+            known_client_days: 30,
             reset_requests_per_account: 3,
             reset_requests_per_client: 20,
             registrations_per_client: 10,
@@ -43,10 +71,19 @@ impl Default for ThrottleConfig {
 
 impl ThrottleConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.window == 0 {
-            return Err("throttle.window: must be at least 1 second".into());
+        for (key, seconds) in [
+            ("window", self.window),
+            ("account_window", self.account_window),
+        ] {
+            if seconds == 0 {
+                return Err(format!("throttle.{key}: must be at least 1 second (got 0)"));
+            }
         }
         let limits = [
+            (
+                "login_failures_per_account_and_client",
+                self.login_failures_per_account_and_client,
+            ),
             (
                 "login_failures_per_account",
                 self.login_failures_per_account,
@@ -60,16 +97,24 @@ impl ThrottleConfig {
             ("registrations_per_client", self.registrations_per_client),
         ];
         match limits.iter().find(|(_, n)| *n < 1) {
-            Some((key, _)) => Err(format!("throttle.{key}: must be at least 1")),
+            Some((key, n)) => Err(format!("throttle.{key}: must be at least 1 (got {n})")),
             None => Ok(()),
         }
+    }
+
+    fn known_client_seconds(&self) -> i64 {
+        i64::try_from(self.known_client_days.saturating_mul(86_400)).unwrap_or(i64::MAX)
     }
 }
 
 pub const TOO_MANY: &str = "too many requests, please try again later";
 
 /// What is counted, and whose.
+#[derive(Debug, Clone, Copy)]
 pub enum Counter<'a> {
+    /// Failed logins of an account (its address key) from one client.
+    LoginFailuresOfAccountFromClient(&'a str, Option<IpAddr>),
+    /// Failed logins of an account from clients it does not know.
     LoginFailuresOfAccount(&'a str),
     LoginFailuresOfClient(Option<IpAddr>),
     ResetRequestsOfAccount(&'a str),
@@ -77,75 +122,135 @@ pub enum Counter<'a> {
     RegistrationsOfClient(Option<IpAddr>),
 }
 
+fn digest(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn client_text(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// The subject a completed reset clears: every login counter of the account.
+fn login_subject(account: &str) -> String {
+    digest(&format!("login-subject:{account}"))
+}
+
+struct Spec {
+    key: String,
+    subject: Option<String>,
+    limit: i64,
+    window: i64,
+}
+
 impl Counter<'_> {
-    fn key_and_limit(&self, config: &ThrottleConfig) -> (String, i64) {
-        let client =
-            |ip: &Option<IpAddr>| ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        let (key, limit) = match self {
-            Counter::LoginFailuresOfAccount(a) => (
-                format!("login:account:{a}"),
+    fn spec(&self, config: &ThrottleConfig) -> Spec {
+        let short = seconds(config.window);
+        let (key, subject, limit, window) = match *self {
+            Counter::LoginFailuresOfAccountFromClient(account, ip) => (
+                format!("login:pair:{}:{account}", client_text(ip)),
+                Some(login_subject(account)),
+                config.login_failures_per_account_and_client,
+                short,
+            ),
+            Counter::LoginFailuresOfAccount(account) => (
+                format!("login:account:{account}"),
+                Some(login_subject(account)),
                 config.login_failures_per_account,
+                seconds(config.account_window),
             ),
             Counter::LoginFailuresOfClient(ip) => (
-                format!("login:client:{}", client(ip)),
+                format!("login:client:{}", client_text(ip)),
+                None,
                 config.login_failures_per_client,
+                short,
             ),
-            Counter::ResetRequestsOfAccount(a) => (
-                format!("reset:account:{a}"),
+            Counter::ResetRequestsOfAccount(account) => (
+                format!("reset:account:{account}"),
+                None,
                 config.reset_requests_per_account,
+                short,
             ),
             Counter::ResetRequestsOfClient(ip) => (
-                format!("reset:client:{}", client(ip)),
+                format!("reset:client:{}", client_text(ip)),
+                None,
                 config.reset_requests_per_client,
+                short,
             ),
             Counter::RegistrationsOfClient(ip) => (
-                format!("register:client:{}", client(ip)),
+                format!("register:client:{}", client_text(ip)),
+                None,
                 config.registrations_per_client,
+                short,
             ),
         };
-        (hex::encode(Sha256::digest(key.as_bytes())), limit)
+        Spec {
+            key: digest(&key),
+            subject,
+            limit,
+            window,
+        }
     }
 }
 
-fn window(config: &ThrottleConfig) -> i64 {
-    i64::try_from(config.window).unwrap_or(i64::MAX)
+fn seconds(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Refuses with 429 and `Retry-After` when any of the counters is at its limit.
-pub async fn check(
+/// What [`take`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// A counter is past its limit; its window ends in this many seconds.
+    Refused {
+        retry_after: u64,
+    },
+}
+
+/// Counts one attempt on every counter, atomically, and decides on the counts: refused when
+/// any of them is now past its limit. A refused attempt is given back at once, so refusals do
+/// not extend anything.
+pub async fn take(
     conn: &mut AnyConnection,
     config: &ThrottleConfig,
     counters: &[Counter<'_>],
-) -> Result<(), ApiError> {
+) -> Result<Verdict, sqlx::Error> {
     if !config.enabled {
-        return Ok(());
+        return Ok(Verdict::Allowed);
     }
     let now = now();
     let mut wait = 0;
     for counter in counters {
-        let (key, limit) = counter.key_and_limit(config);
-        let row = sqlx::query("SELECT count, window_start FROM throttle WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(row) = row else { continue };
+        let spec = counter.spec(config);
+        let row = sqlx::query(
+            "INSERT INTO throttle (key, subject, window_start, count) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (key) DO UPDATE SET \
+               count = CASE WHEN throttle.window_start <= $4 THEN 1 ELSE throttle.count + 1 END, \
+               window_start = CASE WHEN throttle.window_start <= $4 THEN $3 ELSE throttle.window_start END \
+             RETURNING count, window_start",
+        )
+        .bind(&spec.key)
+        .bind(spec.subject.as_deref())
+        .bind(now)
+        .bind(now.saturating_sub(spec.window))
+        .fetch_one(&mut *conn)
+        .await?;
         let (count, start): (i64, i64) = (row.try_get("count")?, row.try_get("window_start")?);
-        let ends = start.saturating_add(window(config));
-        if count >= limit && ends > now {
-            wait = wait.max(ends - now);
+        if count > spec.limit {
+            wait = wait.max(start.saturating_add(spec.window).saturating_sub(now).max(1));
         }
     }
+    prune_now_and_then(conn, config, now).await?;
     if wait > 0 {
-        return Err(ApiError::too_many_requests(
-            TOO_MANY,
-            u64::try_from(wait).unwrap_or(1),
-        ));
+        refund(conn, config, counters).await?;
+        return Ok(Verdict::Refused {
+            retry_after: u64::try_from(wait).unwrap_or(1),
+        });
     }
-    Ok(())
+    Ok(Verdict::Allowed)
 }
 
-/// Counts one event on each counter.
-pub async fn hit(
+/// Gives back one attempt on each counter (never below zero).
+pub async fn refund(
     conn: &mut AnyConnection,
     config: &ThrottleConfig,
     counters: &[Counter<'_>],
@@ -153,46 +258,114 @@ pub async fn hit(
     if !config.enabled {
         return Ok(());
     }
-    let now = now();
-    let expired = now.saturating_sub(window(config));
     for counter in counters {
-        let (key, _) = counter.key_and_limit(config);
-        sqlx::query(
-            "INSERT INTO throttle (key, window_start, count) VALUES ($1, $2, 1) \
-             ON CONFLICT (key) DO UPDATE SET \
-               count = CASE WHEN throttle.window_start <= $3 THEN 1 ELSE throttle.count + 1 END, \
-               window_start = CASE WHEN throttle.window_start <= $3 THEN $2 ELSE throttle.window_start END",
-        )
-        .bind(key)
-        .bind(now)
-        .bind(expired)
-        .execute(&mut *conn)
-        .await?;
-    }
-    // Now and then, forget counters whose window has passed.
-    let mut dice = [0u8; 1];
-    if getrandom::fill(&mut dice).is_ok() && dice[0] < 3 {
-        sqlx::query("DELETE FROM throttle WHERE window_start <= $1")
-            .bind(expired)
+        sqlx::query("UPDATE throttle SET count = count - 1 WHERE key = $1 AND count > 0")
+            .bind(counter.spec(config).key)
             .execute(&mut *conn)
             .await?;
     }
     Ok(())
 }
 
-/// Forgets a counter (an account's failures once its owner logs in).
-pub async fn clear(
+/// Forgets every failed login of an account, from every client: after its owner signed in, or
+/// completed a password reset.
+pub async fn forget_login_failures(
     conn: &mut AnyConnection,
     config: &ThrottleConfig,
-    counter: &Counter<'_>,
+    account: &str,
 ) -> Result<(), sqlx::Error> {
     if !config.enabled {
         return Ok(());
     }
-    let (key, _) = counter.key_and_limit(config);
-    sqlx::query("DELETE FROM throttle WHERE key = $1")
-        .bind(key)
+    sqlx::query("DELETE FROM throttle WHERE subject = $1")
+        .bind(login_subject(account))
         .execute(conn)
         .await?;
     Ok(())
+}
+
+fn known_client_key(account: &str, client: Option<IpAddr>) -> String {
+    digest(&format!("known-client:{}:{account}", client_text(client)))
+}
+
+/// Remembers `client` as one of the account's own (it signed in, registered the account, or
+/// completed a reset): the account-wide bound on failed logins no longer applies to it.
+pub async fn know_client(
+    conn: &mut AnyConnection,
+    config: &ThrottleConfig,
+    account: &str,
+    client: Option<IpAddr>,
+) -> Result<(), sqlx::Error> {
+    if !config.enabled {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO known_clients (key, seen_at) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET seen_at = $2",
+    )
+    .bind(known_client_key(account, client))
+    .bind(now())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The counters a login attempt of `account` from `client` takes.
+pub async fn login_counters<'a>(
+    conn: &mut AnyConnection,
+    config: &ThrottleConfig,
+    account: &'a str,
+    client: Option<IpAddr>,
+) -> Result<Vec<Counter<'a>>, sqlx::Error> {
+    let mut counters = vec![
+        Counter::LoginFailuresOfAccountFromClient(account, client),
+        Counter::LoginFailuresOfClient(client),
+    ];
+    if config.enabled {
+        let known =
+            sqlx::query("SELECT 1 AS known FROM known_clients WHERE key = $1 AND seen_at > $2")
+                .bind(known_client_key(account, client))
+                .bind(now().saturating_sub(config.known_client_seconds()))
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+        if !known {
+            counters.push(Counter::LoginFailuresOfAccount(account));
+        }
+    }
+    Ok(counters)
+}
+
+/// Now and then, forget counters and known clients whose time has passed.
+async fn prune_now_and_then(
+    conn: &mut AnyConnection,
+    config: &ThrottleConfig,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut dice = [0u8; 1];
+    if getrandom::fill(&mut dice).is_err() || dice[0] >= 3 {
+        return Ok(());
+    }
+    let longest = seconds(config.window.max(config.account_window));
+    sqlx::query("DELETE FROM throttle WHERE window_start <= $1")
+        .bind(now.saturating_sub(longest))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM known_clients WHERE seen_at <= $1")
+        .bind(now.saturating_sub(config.known_client_seconds()))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+impl Verdict {
+    /// The answer to a refused attempt: 429 with `Retry-After`.
+    pub fn or_too_many(self) -> Result<(), crate::ApiError> {
+        match self {
+            Verdict::Allowed => Ok(()),
+            Verdict::Refused { retry_after } => {
+                Err(crate::ApiError::too_many_requests(TOO_MANY, retry_after))
+            }
+        }
+    }
 }

@@ -1,27 +1,75 @@
 //! Biscuit session tokens, signed with the deployment's Ed25519 root key.
 //!
-//! Authority block: `user(id); session(id); purpose("session"); expires(unix seconds);
-//! check if time($t), $t <= expiry`. The authorizer supplies `time`, `operation` ("read" for
-//! GET/HEAD, "write" otherwise) and `path`, so a holder can narrow a token offline with checks on
-//! them.
+//! Authority block, written by [`TokenKeys::mint`]: `user(id); session(id); purpose("session");
+//! expires(unix seconds); check if time($t), $t <= expiry`.
 //!
-//! The Ed25519 signature and the Datalog run are most of an authenticated request's cost, so a
-//! session token exactly as minted (one block) that passed once is remembered by its SHA-256
-//! until it expires: its verdict can only change with time. Narrowed tokens are checked in full
-//! every time (their checks read the request). The session's revocation is never remembered
-//! here: the guard reads it from the database on every request.
+//! A holder may narrow a token offline by appending blocks of checks on the facts the
+//! authorizer supplies for a request (`time`, `operation`, `path`, `route`: README, "Sessions and
+//! narrowed tokens"). Judging a token costs a bounded, small amount of CPU whatever was
+//! appended:
+//! - a token longer than [`MAX_TOKEN_LENGTH`] or with more than [`MAX_NARROWINGS`] appended
+//!   blocks is refused before any signature is checked;
+//! - who a token speaks for is read from the authority block alone (its own Datalog source,
+//!   which only the root key can sign), never from a Datalog run, so the session row is read
+//!   and a dead or expired session refused before any holder-written Datalog runs;
+//! - an appended block may hold only checks ([`NarrowingPolicy`]): no facts, no rules, no
+//!   scopes, no third-party signature, a few checks over the request facts with small
+//!   expressions, no regular expressions or closures. Evaluating such checks joins a handful of
+//!   facts a few ways: microseconds;
+//! - narrowed tokens are parsed, vetted and run off the async workers, on the blocking pool,
+//!   a few at a time, under biscuit's own run limits as a last bound.
+//!
+//! The Ed25519 signature is most of an authenticated request's cost, so a session token
+//! exactly as minted (one block) that passed once is remembered by its SHA-256 until it
+//! expires. The session's revocation is never remembered here: the guard reads it from the
+//! database on every request.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use biscuit_auth::builder::{Binary, BlockBuilder, CheckKind, Op, Term, Unary};
 use biscuit_auth::error::{FailedCheck, Logic, Token as TokenError};
 use biscuit_auth::macros::{authorizer, biscuit};
-use biscuit_auth::{Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey};
+use biscuit_auth::{
+    Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey, UnverifiedBiscuit,
+};
 use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
+use tokio::sync::Semaphore;
 
-/// Biscuit's default 1 ms authorizer budget fails spuriously under load (STACK.md P5).
-const AUTHORIZER_TIME: Duration = Duration::from_millis(50);
+/// The longest token judged at all: a plain session token is 272 characters and one narrowing
+/// block adds about 200; anything past this is refused before it is decoded.
+pub const MAX_TOKEN_LENGTH: usize = 4096;
+/// Blocks a holder may append to a session token.
+pub const MAX_NARROWINGS: usize = 4;
+
+/// What an appended block may hold. Every bound keeps one evaluation to a few thousand steps.
+pub struct NarrowingPolicy;
+
+impl NarrowingPolicy {
+    /// Checks in one appended block.
+    pub const CHECKS: usize = 8;
+    /// Alternatives (`or`) in one check.
+    pub const QUERIES: usize = 4;
+    /// Predicates joined in one alternative.
+    pub const PREDICATES: usize = 4;
+    /// Expressions in one alternative.
+    pub const EXPRESSIONS: usize = 8;
+    /// Operations in one expression.
+    pub const OPERATIONS: usize = 32;
+    /// The facts a check may read: the ones the authorizer supplies for the request.
+    pub const FACTS: [&'static str; 4] = ["time", "operation", "path", "route"];
+}
+
+/// Biscuit's own bounds, a backstop behind [`NarrowingPolicy`]: vetted checks need a few facts,
+/// one iteration and microseconds. The time limit is generous so that a busy machine does not
+/// refuse a sound token (biscuit's 1 ms default failed under load).
+const AUTHORIZER_LIMITS: AuthorizerLimits = AuthorizerLimits {
+    max_facts: 64,
+    max_iterations: 4,
+    max_time: Duration::from_millis(20),
+};
 
 const ROOT_KEY_NAME: &str = "biscuit_root_key";
 
@@ -31,24 +79,61 @@ const VERIFIED_CAPACITY: usize = 16_384;
 pub struct TokenKeys {
     keys: KeyPair,
     public: PublicKey,
-    /// SHA-256 of a plain session token that passed → what it says, and its expiry.
-    verified: Cache<[u8; 32], (Claims, i64)>,
+    /// SHA-256 of a plain session token that passed → what it says.
+    verified: Cache<[u8; 32], Claims>,
+    /// Narrowed tokens judged at once on the blocking pool.
+    judges: Arc<Semaphore>,
 }
 
 /// Why a token was refused. The first two map to FitTrackee's messages; `Forbidden` is a valid
 /// session token whose holder narrowed it so that it does not allow this request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     Expired,
     Invalid,
     Forbidden,
 }
 
-/// What a valid session token says.
+/// What a valid session token says, from its authority block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     pub user_id: i64,
     pub session_id: String,
+    /// Tokens minted before `expires` existed carry only the check: their session row's expiry
+    /// is the same instant.
+    pub expires_at: Option<i64>,
+}
+
+impl Claims {
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|e| now > e)
+    }
+}
+
+/// A verified token: exactly as minted, or narrowed by its holder, whose checks must still be
+/// run for the request ([`Narrowed::authorize`]).
+#[derive(Debug)]
+pub enum Verified {
+    Plain(Claims),
+    Narrowed(Claims, Box<Narrowed>),
+}
+
+/// A narrowed token whose appended blocks passed the [`NarrowingPolicy`].
+#[derive(Debug)]
+pub struct Narrowed {
+    token: Biscuit,
+    /// (block, check) of the holder's checks that read only `time`: failing only those means
+    /// the narrowed token has expired.
+    time_checks: Vec<(u32, u32)>,
+}
+
+/// The facts a holder's checks are run against.
+pub struct RequestFacts<'a> {
+    pub operation: &'a str,
+    /// The request's path in one canonical spelling ([`canonical_path`]).
+    pub path: &'a str,
+    /// The template of the route that serves it, e.g. `/api/users/<username>/picture`.
+    pub route: &'a str,
 }
 
 impl TokenKeys {
@@ -57,10 +142,12 @@ impl TokenKeys {
             PrivateKey::from_bytes_hex(hex, Algorithm::Ed25519).map_err(|e| e.to_string())?;
         let keys = KeyPair::from(&private);
         let public = keys.public();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(TokenKeys {
             keys,
             public,
             verified: Cache::new(VERIFIED_CAPACITY),
+            judges: Arc::new(Semaphore::new(cores)),
         })
     }
 
@@ -89,6 +176,11 @@ impl TokenKeys {
         TokenKeys::from_hex(&stored).map_err(|e| format!("stored root key: {e}"))
     }
 
+    /// The public half of the root key: what a holder needs to read a token and narrow it.
+    pub fn public_key(&self) -> PublicKey {
+        self.public
+    }
+
     pub fn mint(
         &self,
         user_id: i64,
@@ -108,80 +200,244 @@ impl TokenKeys {
         .to_base64()
     }
 
-    /// Checks signature, expiry, purpose and the holder's own checks for this request.
-    pub fn verify(&self, token: &str, operation: &str, path: &str) -> Result<Claims, Rejection> {
+    /// Checks a token's size, signatures and authority block, and vets what its holder
+    /// appended; runs no holder-written Datalog. A plain token is judged here (once: then it is
+    /// remembered); a narrowed one is judged on the blocking pool.
+    pub async fn verify(&self, token: &str) -> Result<Verified, Rejection> {
+        if token.len() > MAX_TOKEN_LENGTH {
+            return Err(Rejection::Invalid);
+        }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some((claims, expires_at)) = self.verified.get(&digest) {
-            return if crate::db::now() <= expires_at {
-                Ok(claims)
-            } else {
-                Err(Rejection::Expired)
-            };
+        if let Some(claims) = self.verified.get(&digest) {
+            return Ok(Verified::Plain(claims));
         }
-        let token = Biscuit::from_base64(token, self.public).map_err(|_| Rejection::Invalid)?;
-        let now = SystemTime::now();
-        let mut authorizer = authorizer!(
-            r#"time({now}); operation({operation}); path({path});
-               allow if purpose("session"), user($u), session($s);"#,
-            now = now,
-            operation = operation,
-            path = path
-        )
-        .set_limits(AuthorizerLimits {
-            max_time: AUTHORIZER_TIME,
-            ..AuthorizerLimits::default()
-        })
-        .build(&token)
-        .map_err(|_| Rejection::Invalid)?;
-        if let Err(error) = authorizer.authorize() {
-            return Err(classify(&error));
-        }
-        // `query` sees only the authority block and the authorizer: facts a holder appended
-        // cannot change the identity (STACK.md P6).
-        let (user_id, session_id): (i64, String) = authorizer
-            .query_exactly_one("data($u, $s) <- user($u), session($s)")
-            .map_err(|_| Rejection::Invalid)?;
-        let claims = Claims {
-            user_id,
-            session_id,
-        };
-        // Tokens minted before `expires` existed are simply not remembered.
-        if token.block_count() == 1 {
-            if let Ok((expires_at,)) = authorizer.query_exactly_one("data($e) <- expires($e)") {
-                self.verified.insert(digest, (claims.clone(), expires_at));
+        // Decoding without the signatures costs microseconds and tells how many blocks there
+        // are, before any signature is checked.
+        let blocks = UnverifiedBiscuit::from_base64(token)
+            .map_err(|_| Rejection::Invalid)?
+            .block_count();
+        match blocks {
+            1 => {
+                let token =
+                    Biscuit::from_base64(token, self.public).map_err(|_| Rejection::Invalid)?;
+                let claims = authority_claims(&token)?;
+                if claims.expires_at.is_some() {
+                    self.verified.insert(digest, claims.clone());
+                }
+                Ok(Verified::Plain(claims))
             }
+            n if n <= 1 + MAX_NARROWINGS => {
+                let (public, token) = (self.public, token.to_owned());
+                self.off_the_async_workers(move || {
+                    let token =
+                        Biscuit::from_base64(token, public).map_err(|_| Rejection::Invalid)?;
+                    let claims = authority_claims(&token)?;
+                    let time_checks = vet_narrowings(&token)?;
+                    Ok(Verified::Narrowed(
+                        claims,
+                        Box::new(Narrowed { token, time_checks }),
+                    ))
+                })
+                .await
+            }
+            _ => Err(Rejection::Invalid),
         }
-        Ok(claims)
+    }
+
+    /// Runs a narrowed token's checks for this request, on the blocking pool.
+    pub async fn authorize(
+        &self,
+        narrowed: Box<Narrowed>,
+        facts: &RequestFacts<'_>,
+    ) -> Result<(), Rejection> {
+        let (operation, path, route) = (
+            facts.operation.to_owned(),
+            facts.path.to_owned(),
+            facts.route.to_owned(),
+        );
+        self.off_the_async_workers(move || narrowed.authorize(&operation, &path, &route))
+            .await
+    }
+
+    async fn off_the_async_workers<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, Rejection> + Send + 'static,
+    ) -> Result<T, Rejection> {
+        let _permit = self
+            .judges
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Rejection::Invalid)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or(Err(Rejection::Invalid))
     }
 }
 
-/// A failed check in block 0 can only be our expiry check. Failed checks in later blocks are
-/// the holder's own restrictions: when they are all about time, the narrowed token has simply
-/// expired; otherwise it does not allow this request. A missing `purpose("session")` is not a
-/// session token.
-fn classify(error: &TokenError) -> Rejection {
-    let checks = match error {
-        TokenError::FailedLogic(
-            Logic::Unauthorized { checks, .. } | Logic::NoMatchingPolicy { checks },
-        ) => checks,
-        _ => return Rejection::Invalid,
-    };
-    let blocks: Vec<_> = checks
-        .iter()
-        .filter_map(|c| match c {
-            FailedCheck::Block(b) => Some(b),
-            FailedCheck::Authorizer(_) => None,
-        })
-        .collect();
-    if blocks.iter().any(|b| b.block_id == 0) {
-        Rejection::Expired
-    } else if blocks.is_empty() {
-        Rejection::Invalid
-    } else if blocks.iter().all(|b| b.rule.contains("time(")) {
-        Rejection::Expired
-    } else {
-        Rejection::Forbidden
+impl Narrowed {
+    fn authorize(self, operation: &str, path: &str, route: &str) -> Result<(), Rejection> {
+        let now = SystemTime::now();
+        let mut authorizer = authorizer!(
+            r#"time({now}); operation({operation}); path({path}); route({route}); allow if true;"#,
+            now = now,
+            operation = operation,
+            path = path,
+            route = route
+        )
+        .set_limits(AUTHORIZER_LIMITS)
+        .build(&self.token)
+        .map_err(|_| Rejection::Invalid)?;
+        match authorizer.authorize() {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.classify(&error)),
+        }
     }
+
+    /// A failed check in block 0 is our expiry check. Failed checks in later blocks are the
+    /// holder's own restrictions: when they all read only `time`, the narrowed token has simply
+    /// expired; otherwise it does not allow this request. Anything else (a run limit) is not a
+    /// token we accept.
+    fn classify(&self, error: &TokenError) -> Rejection {
+        let checks = match error {
+            TokenError::FailedLogic(
+                Logic::Unauthorized { checks, .. } | Logic::NoMatchingPolicy { checks },
+            ) => checks,
+            _ => return Rejection::Invalid,
+        };
+        let blocks: Vec<(u32, u32)> = checks
+            .iter()
+            .filter_map(|c| match c {
+                FailedCheck::Block(b) => Some((b.block_id, b.check_id)),
+                FailedCheck::Authorizer(_) => None,
+            })
+            .collect();
+        if blocks.iter().any(|(block, _)| *block == 0) {
+            Rejection::Expired
+        } else if blocks.is_empty() {
+            Rejection::Invalid
+        } else if blocks.iter().all(|b| self.time_checks.contains(b)) {
+            Rejection::Expired
+        } else {
+            Rejection::Forbidden
+        }
+    }
+}
+
+/// The block's Datalog, parsed back into builder terms: how blocks are inspected without being
+/// run. The source of a block is bounded by the token's length.
+fn block_source(token: &Biscuit, index: usize) -> Result<BlockBuilder, Rejection> {
+    let source = token
+        .print_block_source(index)
+        .map_err(|_| Rejection::Invalid)?;
+    BlockBuilder::new()
+        .code(source)
+        .map_err(|_| Rejection::Invalid)
+}
+
+/// Who the token speaks for, from the authority block (signed with the root key: ours).
+fn authority_claims(token: &Biscuit) -> Result<Claims, Rejection> {
+    let authority = block_source(token, 0)?;
+    let (mut user_id, mut session_id, mut expires_at, mut purpose) = (None, None, None, false);
+    for fact in &authority.facts {
+        let p = &fact.predicate;
+        match (p.name.as_str(), p.terms.as_slice()) {
+            ("user", [Term::Integer(id)]) => user_id = Some(*id),
+            ("session", [Term::Str(id)]) => session_id = Some(id.clone()),
+            ("expires", [Term::Integer(at)]) => expires_at = Some(*at),
+            ("purpose", [Term::Str(p)]) => purpose = p == "session",
+            _ => {}
+        }
+    }
+    match (user_id, session_id, purpose) {
+        (Some(user_id), Some(session_id), true) => Ok(Claims {
+            user_id,
+            session_id,
+            expires_at,
+        }),
+        _ => Err(Rejection::Invalid),
+    }
+}
+
+/// Checks every appended block against the [`NarrowingPolicy`]; returns the (block, check) of
+/// the checks that read only `time`.
+fn vet_narrowings(token: &Biscuit) -> Result<Vec<(u32, u32)>, Rejection> {
+    let mut time_checks = Vec::new();
+    for index in 1..token.block_count() {
+        // Third-party blocks and blocks that trust other keys are not narrowings.
+        let external = token
+            .block_external_key(index)
+            .map_err(|_| Rejection::Invalid)?;
+        if external.is_some() {
+            return Err(Rejection::Invalid);
+        }
+        let block = block_source(token, index)?;
+        let plain = block.facts.is_empty()
+            && block.rules.is_empty()
+            && block.scopes.is_empty()
+            && block.checks.len() <= NarrowingPolicy::CHECKS;
+        if !plain {
+            return Err(Rejection::Invalid);
+        }
+        for (check_id, check) in block.checks.iter().enumerate() {
+            if check.queries.is_empty() || check.queries.len() > NarrowingPolicy::QUERIES {
+                return Err(Rejection::Invalid);
+            }
+            let mut only_time = true;
+            for query in &check.queries {
+                let sound = query.scopes.is_empty()
+                    && query.body.len() <= NarrowingPolicy::PREDICATES
+                    && query.expressions.len() <= NarrowingPolicy::EXPRESSIONS
+                    && query
+                        .body
+                        .iter()
+                        .all(|p| NarrowingPolicy::FACTS.contains(&p.name.as_str()))
+                    && query.expressions.iter().all(|e| simple_expression(&e.ops));
+                if !sound {
+                    return Err(Rejection::Invalid);
+                }
+                only_time &= query.body.iter().all(|p| p.name == "time");
+            }
+            // A `reject if` on time is a restriction too, but not an expiry.
+            if only_time && check.kind != CheckKind::Reject {
+                let (block, check) = (u32::try_from(index), u32::try_from(check_id));
+                if let (Ok(block), Ok(check)) = (block, check) {
+                    time_checks.push((block, check));
+                }
+            }
+        }
+    }
+    Ok(time_checks)
+}
+
+/// Few operations, and none whose cost grows with its input beyond linear: no regular
+/// expressions, no closures (`all`, `any`), no foreign functions.
+fn simple_expression(ops: &[Op]) -> bool {
+    ops.len() <= NarrowingPolicy::OPERATIONS
+        && ops.iter().all(|op| match op {
+            Op::Value(_) => true,
+            Op::Unary(unary) => !matches!(unary, Unary::Ffi(_)),
+            Op::Binary(binary) => !matches!(
+                binary,
+                Binary::Regex | Binary::All | Binary::Any | Binary::Ffi(_)
+            ),
+            Op::Closure(_, _) => false,
+        })
+}
+
+/// One spelling for every path Rocket routes alike: empty segments (`//`, a trailing slash)
+/// dropped, percent-encoding decoded, and a `/` inside a decoded segment written `%2F` so that
+/// two different segment lists never read the same.
+pub fn canonical_path<'a>(segments: impl Iterator<Item = &'a str>) -> String {
+    let mut path = String::new();
+    for segment in segments.filter(|s| !s.is_empty()) {
+        path.push('/');
+        path.push_str(&segment.replace('%', "%25").replace('/', "%2F"));
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    path
 }
 
 #[cfg(test)]
@@ -197,92 +453,213 @@ mod tests {
         crate::db::now() + s
     }
 
-    #[test]
-    fn round_trip() {
+    /// What the guard does, but the session row: verify, expiry, then the holder's checks.
+    async fn judge(
+        k: &TokenKeys,
+        token: &str,
+        operation: &str,
+        path: &str,
+    ) -> Result<Claims, Rejection> {
+        let (claims, narrowed) = match k.verify(token).await? {
+            Verified::Plain(c) => (c, None),
+            Verified::Narrowed(c, n) => (c, Some(n)),
+        };
+        if claims.expired(crate::db::now()) {
+            return Err(Rejection::Expired);
+        }
+        if let Some(n) = narrowed {
+            let facts = RequestFacts {
+                operation,
+                path,
+                route: path,
+            };
+            k.authorize(n, &facts).await?;
+        }
+        Ok(claims)
+    }
+
+    fn append(k: &TokenKeys, token: &str, b: BlockBuilder) -> String {
+        Biscuit::from_base64(token, k.public)
+            .expect("parse")
+            .append(b)
+            .expect("append")
+            .to_base64()
+            .expect("b64")
+    }
+
+    fn narrow(k: &TokenKeys, token: &str, code: &str) -> String {
+        append(k, token, BlockBuilder::new().code(code).expect("datalog"))
+    }
+
+    #[tokio::test]
+    async fn round_trip() {
         let k = keys();
-        let t = k.mint(42, "abc", in_secs(60)).expect("mint");
+        let expires = in_secs(60);
+        let t = k.mint(42, "abc", expires).expect("mint");
         assert_eq!(
-            k.verify(&t, "read", "/api/auth/profile"),
+            judge(&k, &t, "read", "/api/auth/profile").await,
             Ok(Claims {
                 user_id: 42,
-                session_id: "abc".into()
+                session_id: "abc".into(),
+                expires_at: Some(expires),
             })
         );
     }
 
-    #[test]
-    fn expired_and_foreign_and_garbage() {
+    #[tokio::test]
+    async fn expired_and_foreign_and_garbage() {
         let k = keys();
         let t = k.mint(1, "s", in_secs(-1)).expect("mint");
-        assert_eq!(k.verify(&t, "read", "/"), Err(Rejection::Expired));
+        assert_eq!(judge(&k, &t, "read", "/").await, Err(Rejection::Expired));
         let other = keys().mint(1, "s", in_secs(60)).expect("mint");
-        assert_eq!(k.verify(&other, "read", "/"), Err(Rejection::Invalid));
         assert_eq!(
-            k.verify("not-a-token", "read", "/"),
+            judge(&k, &other, "read", "/").await,
             Err(Rejection::Invalid)
         );
+        for garbage in ["not-a-token", "", "====", &"A".repeat(MAX_TOKEN_LENGTH + 1)] {
+            assert_eq!(
+                judge(&k, garbage, "read", "/").await,
+                Err(Rejection::Invalid),
+                "{garbage:.20}"
+            );
+        }
     }
 
-    #[test]
-    fn holder_cannot_change_identity_but_can_narrow() {
+    #[tokio::test]
+    async fn holder_cannot_change_identity_but_can_narrow() {
         let k = keys();
-        let t = Biscuit::from_base64(k.mint(7, "s", in_secs(60)).expect("mint"), k.public)
-            .expect("parse");
-        let forged = t
-            .append(block!(r#"user(1); session("x");"#))
-            .expect("append")
-            .to_base64()
-            .expect("b64");
-        assert_eq!(k.verify(&forged, "read", "/").map(|c| c.user_id), Ok(7));
-        let read_only = t
-            .append(block!(r#"check if operation("read");"#))
-            .expect("append")
-            .to_base64()
-            .expect("b64");
-        assert!(k.verify(&read_only, "read", "/api/auth/profile").is_ok());
+        let t = k.mint(7, "s", in_secs(60)).expect("mint");
+        // Facts in an appended block are refused outright: a narrowing holds checks only.
+        let forged = append(&k, &t, block!(r#"user(1); session("x");"#));
         assert_eq!(
-            k.verify(&read_only, "write", "/api/auth/profile/edit"),
+            judge(&k, &forged, "read", "/").await,
+            Err(Rejection::Invalid)
+        );
+        let read_only = narrow(&k, &t, r#"check if operation("read");"#);
+        assert_eq!(
+            judge(&k, &read_only, "read", "/api/auth/profile")
+                .await
+                .map(|c| c.user_id),
+            Ok(7)
+        );
+        assert_eq!(
+            judge(&k, &read_only, "write", "/api/auth/profile/edit").await,
             Err(Rejection::Forbidden)
         );
         let past = SystemTime::now() - Duration::from_secs(5);
-        let narrowed = t
-            .append(block!(r#"check if time($t), $t <= {past};"#, past = past))
-            .expect("append")
-            .to_base64()
-            .expect("b64");
-        assert_eq!(k.verify(&narrowed, "read", "/"), Err(Rejection::Expired));
+        let narrowed = append(
+            &k,
+            &t,
+            block!(r#"check if time($t), $t <= {past};"#, past = past),
+        );
+        assert_eq!(
+            judge(&k, &narrowed, "read", "/").await,
+            Err(Rejection::Expired)
+        );
+        // A time check that fails beside another restriction is a refusal, not an expiry.
+        let both = narrow(&k, &narrowed, r#"check if operation("read");"#);
+        assert_eq!(
+            judge(&k, &both, "write", "/").await,
+            Err(Rejection::Forbidden)
+        );
     }
 
-    #[test]
-    fn plain_tokens_are_remembered_until_they_expire_and_narrowed_ones_never() {
+    #[tokio::test]
+    async fn plain_tokens_are_remembered_until_they_expire_and_narrowed_ones_never() {
         let k = keys();
         let t = k.mint(7, "s", in_secs(1)).expect("mint");
-        assert!(k.verify(&t, "read", "/").is_ok());
+        assert!(judge(&k, &t, "read", "/").await.is_ok());
         assert_eq!(k.verified.len(), 1);
-        assert_eq!(k.verify(&t, "write", "/x").map(|c| c.user_id), Ok(7));
+        assert_eq!(judge(&k, &t, "write", "/x").await.map(|c| c.user_id), Ok(7));
         // A narrowed descendant of a remembered token is still judged in full, every time.
-        let read_only = Biscuit::from_base64(&t, k.public)
-            .expect("parse")
-            .append(block!(r#"check if operation("read");"#))
-            .expect("append")
-            .to_base64()
-            .expect("b64");
+        let read_only = narrow(&k, &t, r#"check if operation("read");"#);
         for _ in 0..2 {
             assert_eq!(
-                k.verify(&read_only, "write", "/api/auth/profile/edit"),
+                judge(&k, &read_only, "write", "/api/auth/profile/edit").await,
                 Err(Rejection::Forbidden)
             );
-            assert!(k.verify(&read_only, "read", "/api/auth/profile").is_ok());
+            assert!(judge(&k, &read_only, "read", "/api/auth/profile")
+                .await
+                .is_ok());
         }
         assert_eq!(k.verified.len(), 1);
         // Remembered, it still dies on time.
-        std::thread::sleep(Duration::from_millis(2100));
-        assert_eq!(k.verify(&t, "read", "/"), Err(Rejection::Expired));
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(judge(&k, &t, "read", "/").await, Err(Rejection::Expired));
         // Nothing that failed is remembered.
         assert_eq!(
-            k.verify("not-a-token", "read", "/"),
+            judge(&k, "not-a-token", "read", "/").await,
             Err(Rejection::Invalid)
         );
         assert_eq!(k.verified.len(), 1);
+    }
+
+    /// Every shape a holder could use to make judging costly is refused before it runs:
+    /// derived facts, joins over facts of its own, regular expressions, closures, trust in
+    /// other keys, too many blocks, checks, alternatives, predicates or operations.
+    #[tokio::test]
+    async fn narrowings_beyond_the_policy_are_refused_unrun() {
+        let k = keys();
+        let t = k.mint(7, "s", in_secs(60)).expect("mint");
+        let facts: String = (0..40).map(|i| format!("n({i});")).collect();
+        let many_ops = format!("check if time($t), {};", ["1 + 1 == 2"; 40].join(" && "));
+        let refused = [
+            // The n⁴ join of the issue: facts of its own, joined four ways.
+            format!("{facts} check if n($a), n($b), n($c), n($d), $a + $b + $c + $d < 0;"),
+            // Rules that derive facts.
+            "r($p) <- path($p); check if r($x);".to_owned(),
+            // A regular expression, and closures.
+            r#"check if path($p), $p.matches("^(a+)+$");"#.to_owned(),
+            "check if path($p), [1, 2, 3].all($x -> $x > 0);".to_owned(),
+            "check if path($p), [1, 2, 3].any($x -> $x > 0);".to_owned(),
+            // Facts the authorizer does not supply.
+            "check if user($u);".to_owned(),
+            // Trust in other keys.
+            "check if time($t) trusting previous;".to_owned(),
+            // Too many predicates, alternatives, checks, operations.
+            "check if time($a), time($b), time($c), time($d), time($e);".to_owned(),
+            format!("check if {};", [r#"operation("read")"#; 5].join(" or ")),
+            "check if time($t);".repeat(NarrowingPolicy::CHECKS + 1),
+            many_ops,
+        ];
+        for code in &refused {
+            let block = match BlockBuilder::new().code(code.as_str()) {
+                Ok(block) => block,
+                Err(e) => panic!("{code}: {e:?}"),
+            };
+            let narrowed = append(&k, &t, block);
+            assert_eq!(
+                judge(&k, &narrowed, "read", "/").await,
+                Err(Rejection::Invalid),
+                "{code}"
+            );
+        }
+        // More blocks than the policy allows, each harmless.
+        let mut deep = t.clone();
+        for _ in 0..=MAX_NARROWINGS {
+            deep = narrow(&k, &deep, r#"check if operation("read");"#);
+        }
+        assert_eq!(judge(&k, &deep, "read", "/").await, Err(Rejection::Invalid));
+        // As many as allowed still work.
+        let mut allowed = t.clone();
+        for _ in 0..MAX_NARROWINGS {
+            allowed = narrow(&k, &allowed, r#"check if operation("read");"#);
+        }
+        assert_eq!(
+            judge(&k, &allowed, "read", "/").await.map(|c| c.user_id),
+            Ok(7)
+        );
+    }
+
+    #[test]
+    fn canonical_paths() {
+        let path = |p: &str| canonical_path(p.split('/'));
+        assert_eq!(path("/api/auth/profile"), "/api/auth/profile");
+        assert_eq!(path("/api/auth/profile/"), "/api/auth/profile");
+        assert_eq!(path("//api///auth/profile"), "/api/auth/profile");
+        assert_eq!(path("/"), "/");
+        // A slash inside one decoded segment never reads as two segments.
+        assert_eq!(canonical_path(["api", "a/b"].into_iter()), "/api/a%2Fb");
+        assert_eq!(canonical_path(["api", "a%2Fb"].into_iter()), "/api/a%252Fb");
     }
 }

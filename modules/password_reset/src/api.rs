@@ -42,9 +42,11 @@ async fn reset_request(
         Counter::ResetRequestsOfClient(client),
     ];
     {
+        // Counted first, atomically: no burst gets more answers than the limit.
         let mut conn = db.acquire().await?;
-        throttle::check(&mut conn, &config.throttle, &counters).await?;
-        throttle::hit(&mut conn, &config.throttle, &counters).await?;
+        throttle::take(&mut conn, &config.throttle, &counters)
+            .await?
+            .or_too_many()?;
     }
     let pool: AnyPool = (***db).clone();
     let (config, mailer) = (config.inner().clone(), mailer.inner().clone());
@@ -103,6 +105,7 @@ async fn update(
     config: &State<Config>,
     passwords: &State<Passwords>,
     mailer: &State<Mailer>,
+    client: Option<IpAddr>,
 ) -> ApiResult<Value> {
     let Update {
         token,
@@ -117,6 +120,7 @@ async fn update(
         &token,
         &password,
         &password_conf,
+        client,
     )
     .await
     {

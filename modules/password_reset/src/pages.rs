@@ -1,6 +1,8 @@
 //! The pages a browser user opens from the reset email. Plain HTML forms, no JavaScript, in the
 //! user's language (English or French), never cached and never leaking the token in a Referer.
 
+use std::net::IpAddr;
+
 use kernel::config::MAX_PASSWORD_LENGTH;
 use kernel::mail::language;
 use kernel::validate::{PASSWORDS_DIFFER, PASSWORD_GUESSABLE};
@@ -119,6 +121,7 @@ async fn submit(
     passwords: &State<Passwords>,
     mailer: &State<Mailer>,
     browser: BrowserLanguage,
+    client: Option<IpAddr>,
 ) -> Result<Page, ApiError> {
     let token = form.token.clone().unwrap_or_default();
     let password = form.password.clone().unwrap_or_default();
@@ -136,6 +139,7 @@ async fn submit(
         &token,
         &password,
         &confirmation,
+        client,
     )
     .await
     {

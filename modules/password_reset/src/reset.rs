@@ -1,6 +1,9 @@
 //! The reset itself, shared by the JSON endpoint and the browser page.
 
-use kernel::validate::{account_words, Password};
+use std::net::IpAddr;
+
+use kernel::throttle;
+use kernel::validate::{account_words, email_key, Password};
 use kernel::{sessions, users, ApiError, Config, Db, Mailer, Passwords};
 
 use crate::tokens;
@@ -35,7 +38,10 @@ pub async fn holder(db: &Db, token: &str) -> Result<Option<users::User>, Refusal
 }
 
 /// Checks the token, then the password; sets the password, ends every session of the user and
-/// queues the "password changed" email, in one transaction.
+/// queues the "password changed" email, in one transaction. The account's failed logins are
+/// forgotten and `client` becomes one of its own: whoever an attacker is, the owner who
+/// completes a reset can sign in (SECURITY.md, "Throttling and lockout").
+#[allow(clippy::too_many_arguments)]
 pub async fn reset(
     db: &Db,
     config: &Config,
@@ -44,6 +50,7 @@ pub async fn reset(
     token: &str,
     password: &str,
     confirmation: &str,
+    client: Option<IpAddr>,
 ) -> Result<users::User, Refusal> {
     let user = holder(db, token).await?.ok_or(Refusal::InvalidToken)?;
     let password = Password::parse(password, confirmation, config.passwords.min_length)
@@ -63,6 +70,9 @@ pub async fn reset(
     }
     users::set_password(&mut tx, user.id, &hash).await?;
     let ended = sessions::close_all(&mut tx, user.id, None).await?;
+    let account = email_key(&user.email);
+    throttle::forget_login_failures(&mut tx, &config.throttle, &account).await?;
+    throttle::know_client(&mut tx, &config.throttle, &account, client).await?;
     mailer
         .password_changed(&mut tx, &user)
         .await

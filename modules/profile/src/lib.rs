@@ -3,8 +3,10 @@
 
 mod json;
 
+use std::net::IpAddr;
+
+use kernel::sessions::Read;
 use kernel::stats::Stats;
-use kernel::throttle::Counter;
 use kernel::validate::{self, Password};
 use kernel::{
     sessions, users, ApiError, ApiResult, AuthUser, Config, Db, Describe, Mailer, Passwords,
@@ -47,7 +49,7 @@ async fn respond(db: &Db, stats: &Stats, user_id: i64, message: Option<&str>) ->
 }
 
 #[get("/profile")]
-async fn profile(auth: AuthUser, stats: Stats, db: &State<Db>) -> ApiResult<Value> {
+async fn profile(auth: AuthUser<Read>, stats: Stats, db: &State<Db>) -> ApiResult<Value> {
     let summary = stats.summary(db, auth.user.id).await?;
     Ok(json!({ "status": "success", "data": profile_json(&auth.user, &summary) }))
 }
@@ -59,8 +61,10 @@ const BIO_MAX: usize = 200;
 /// The five profile keys are required (null allowed); `password` and `password_conf` are
 /// optional. A password change ends the user's other sessions and keeps this one.
 #[post("/profile/edit", data = "<body>")]
+#[allow(clippy::too_many_arguments)] // a handler's request guards are its arguments
 async fn edit_profile(
     auth: AuthUser,
+    client: Option<IpAddr>,
     stats: Stats,
     db: &State<Db>,
     config: &State<Config>,
@@ -135,7 +139,7 @@ async fn edit_profile(
         return Err(ApiError::bad_request(lines));
     }
     if password.is_some() {
-        confirm_current(db, config, passwords, &auth, current).await?;
+        confirm_current(db, config, passwords, &auth, client, current).await?;
     }
 
     // Hash before taking a connection: none is held across argon2.
@@ -179,26 +183,28 @@ async fn edit_profile(
 
 /// ASVS 2.1.6: the current password, when sent or when `passwords.require_current` asks for it,
 /// must match before the password changes. A wrong one counts as a failed login of the account,
-/// so a stolen token cannot be used to guess the password.
+/// so a stolen token cannot be used to guess the password. A narrowed token always needs it:
+/// otherwise its holder could set a password and log in for a token as broad as the owner's.
 async fn confirm_current(
     db: &Db,
     config: &Config,
     passwords: &Passwords,
     auth: &AuthUser,
+    client: Option<IpAddr>,
     current: Option<String>,
 ) -> Result<(), ApiError> {
     let current = match current {
         Some(current) => current,
-        None if config.passwords.require_current => {
+        None if config.passwords.require_current || auth.narrowed => {
             return Err(ApiError::bad_request(CURRENT_MISSING))
         }
         None => return Ok(()),
     };
     let account = validate::email_key(&auth.user.email);
-    let counters = [Counter::LoginFailuresOfAccount(&account)];
     passwords
-        .check_credentials(db, &config.throttle, &account, current, &counters)
-        .await
+        .check_credentials(db, &config.throttle, &account, client, current)
+        .await?
+        .verified()
         .map(|_| ())
 }
 

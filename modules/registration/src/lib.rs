@@ -55,14 +55,36 @@ async fn register(
     agent: UserAgent,
     body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
-    let mut conn = db.acquire().await?;
-    // Closed registration is the first answer, whatever the payload.
-    if !settings::load(&mut conn).await?.is_registration_enabled() {
-        return Err(ApiError::forbidden(DISABLED));
-    }
-    // Accounts made per client are counted; typos in a form are not.
     let counters = [Counter::RegistrationsOfClient(client)];
-    throttle::check(&mut conn, &config.throttle, &counters).await?;
+    {
+        let mut conn = db.acquire().await?;
+        // Closed registration is the first answer, whatever the payload.
+        if !settings::load(&mut conn).await?.is_registration_enabled() {
+            return Err(ApiError::forbidden(DISABLED));
+        }
+        // Accounts made per client are counted before anything else, so that no burst passes
+        // the limit; an attempt that makes no account (typos in a form) gives its count back.
+        throttle::take(&mut conn, &config.throttle, &counters)
+            .await?
+            .or_too_many()?;
+    }
+    let outcome = create(db, config, keys, passwords, client, &agent, body).await;
+    if outcome.is_err() {
+        let mut conn = db.acquire().await?;
+        throttle::refund(&mut conn, &config.throttle, &counters).await?;
+    }
+    outcome
+}
+
+async fn create(
+    db: &Db,
+    config: &Config,
+    keys: &TokenKeys,
+    passwords: &Passwords,
+    client: Option<IpAddr>,
+    agent: &UserAgent,
+    body: Result<Payload<Registration>, ApiError>,
+) -> ApiResult<(Status, Value)> {
     let form = body?.0;
     let username = Username::parse(&form.username);
     let email = Email::parse(&form.email);
@@ -72,14 +94,12 @@ async fn register(
         config.passwords.min_length,
     );
     if let Ok(candidate) = &password {
-        // zxcvbn runs on the password workers: no pooled connection waits for it.
-        drop(conn);
+        // zxcvbn runs on the password workers; no pooled connection is held meanwhile.
         let words = account_words(&form.username, &form.email);
         let min = config.passwords.min_strength;
         if let Some(line) = passwords.screen(candidate, &words, min).await? {
             password = Err(vec![line.to_owned()]);
         }
-        conn = db.acquire().await?;
     }
     let (username, email, password) = match (username, email, password) {
         (Ok(u), Ok(e), Ok(p)) => (u, e, p),
@@ -91,22 +111,33 @@ async fn register(
             return Err(ApiError::bad_request(lines));
         }
     };
-    if users::exists(&mut conn, &username, &email).await? {
-        return Err(ApiError::bad_request(ALREADY_EXISTS));
+    {
+        let mut conn = db.acquire().await?;
+        if users::exists(&mut conn, &username, &email).await? {
+            return Err(ApiError::bad_request(ALREADY_EXISTS));
+        }
     }
-    // No pooled connection is held while argon2 runs (STACK.md P7).
-    drop(conn);
+    // No pooled connection is held while argon2 runs.
     let hash = passwords.hash(password.into_inner()).await?;
 
     let mut tx = kernel::db::begin_write(db).await?;
+    // Checked again under the settings row's lock: registrations racing for the last place
+    // below `max_users` queue here, and only as many as there are places get through.
+    if !settings::load_locked(&mut tx)
+        .await?
+        .is_registration_enabled()
+    {
+        return Err(ApiError::forbidden(DISABLED));
+    }
     let user_id = match users::insert(&mut tx, &username, &email, &hash).await {
         Ok(id) => id,
         // A racing registration of the same name or address won.
         Err(InsertError::Duplicate) => return Err(ApiError::bad_request(ALREADY_EXISTS)),
         Err(InsertError::Database(e)) => return Err(e.into()),
     };
-    let token = sessions::open(&mut tx, keys, config, user_id, &agent).await?;
-    throttle::hit(&mut tx, &config.throttle, &counters).await?;
+    let token = sessions::open(&mut tx, keys, config, user_id, agent).await?;
+    // The client that made the account is one of its own (docs: SECURITY.md, lockout).
+    throttle::know_client(&mut tx, &config.throttle, &email.key(), client).await?;
     tx.commit().await?;
     tracing::info!(user_id, "user registered");
     Ok((

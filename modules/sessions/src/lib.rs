@@ -5,8 +5,8 @@ mod manage;
 use std::net::IpAddr;
 
 use kernel::metrics::Login as LoginOutcome;
-use kernel::sessions::{UserAgent, INVALID_CREDENTIALS};
-use kernel::throttle::Counter;
+use kernel::passwords::Credentials;
+use kernel::sessions::{Manage, UserAgent};
 use kernel::validate::email_key;
 use kernel::{
     sessions, ApiResult, AuthUser, Config, Db, Describe, Metrics, Passwords, Payload, TokenKeys,
@@ -51,51 +51,34 @@ async fn login(
     agent: UserAgent,
     body: Payload<Login>,
 ) -> ApiResult<Value> {
-    let outcome = authenticate(db, config, keys, passwords, client, agent, body.0).await;
-    match &outcome {
-        Ok(_) => metrics.login(LoginOutcome::Ok),
-        Err(e) if e.status.code == 429 => metrics.login(LoginOutcome::Throttled),
-        Err(e) if e.message == INVALID_CREDENTIALS => metrics.login(LoginOutcome::Failed),
-        // A server fault is neither: the 5xx counts in the request metrics.
-        Err(_) => {}
-    }
-    outcome
-}
-
-async fn authenticate(
-    db: &Db,
-    config: &Config,
-    keys: &TokenKeys,
-    passwords: &Passwords,
-    client: Option<IpAddr>,
-    agent: UserAgent,
-    Login { email, password }: Login,
-) -> ApiResult<Value> {
+    let Login { email, password } = body.0;
     let account = email_key(&email);
-    let counters = [
-        Counter::LoginFailuresOfAccount(&account),
-        Counter::LoginFailuresOfClient(client),
-    ];
-    let user_id = passwords
-        .check_credentials(db, &config.throttle, &account, password, &counters)
+    let outcome = passwords
+        .check_credentials(db, &config.throttle, &account, client, password)
         .await?;
+    metrics.login(match outcome {
+        Credentials::Verified(_) => LoginOutcome::Ok,
+        Credentials::Invalid => LoginOutcome::Failed,
+        Credentials::Throttled { .. } => LoginOutcome::Throttled,
+    });
+    let user_id = outcome.verified()?;
     let mut conn = db.acquire().await?;
     let token = sessions::open(&mut conn, keys, config, user_id, &agent).await?;
     Ok(json!({ "status": "success", "message": "successfully logged in", "auth_token": token }))
 }
 
-async fn logout(auth: AuthUser, db: &Db) -> ApiResult<Value> {
+async fn logout(auth: AuthUser<Manage>, db: &Db) -> ApiResult<Value> {
     let mut conn = db.acquire().await?;
     sessions::close(&mut conn, &auth.session_id).await?;
     Ok(json!({ "status": "success", "message": "successfully logged out" }))
 }
 
 #[get("/logout")]
-async fn logout_get(auth: AuthUser, db: &State<Db>) -> ApiResult<Value> {
+async fn logout_get(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
     logout(auth, db).await
 }
 
 #[post("/logout")]
-async fn logout_post(auth: AuthUser, db: &State<Db>) -> ApiResult<Value> {
+async fn logout_post(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
     logout(auth, db).await
 }

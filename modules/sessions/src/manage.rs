@@ -3,6 +3,7 @@
 
 use kernel::dates::http_date_from_unix;
 use kernel::db::now;
+use kernel::sessions::Manage;
 use kernel::{sessions, ApiError, ApiResult, AuthUser, Db};
 use rocket::http::Status;
 use rocket::serde::json::{json, Value};
@@ -14,7 +15,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[get("/sessions")]
-async fn list(auth: AuthUser, db: &State<Db>) -> ApiResult<Value> {
+async fn list(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
     let mut conn = db.acquire().await?;
     let rows = sqlx::query(
         "SELECT id, created_at, last_used_at, expires_at, user_agent FROM sessions \
@@ -44,7 +45,7 @@ async fn list(auth: AuthUser, db: &State<Db>) -> ApiResult<Value> {
 /// Ends one of the user's sessions (the current one too: that is a logout). Another user's
 /// session is "not found", like one that does not exist.
 #[delete("/sessions/<id>")]
-async fn end_one(auth: AuthUser, db: &State<Db>, id: &str) -> ApiResult<Status> {
+async fn end_one(auth: AuthUser<Manage>, db: &State<Db>, id: &str) -> ApiResult<Status> {
     let mut conn = db.acquire().await?;
     let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
         .bind(id)
@@ -58,7 +59,7 @@ async fn end_one(auth: AuthUser, db: &State<Db>, id: &str) -> ApiResult<Status> 
 }
 
 #[delete("/sessions")]
-async fn end_others(auth: AuthUser, db: &State<Db>) -> ApiResult<Value> {
+async fn end_others(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
     let mut conn = db.acquire().await?;
     let ended = sessions::close_all(&mut conn, auth.user.id, Some(&auth.session_id)).await?;
     Ok(
