@@ -142,4 +142,28 @@ each_backend! {
         // The rest of the server is there.
         app.login("sam@example.com", PASSWORD).await.assert_error(401, "invalid credentials");
     }
+
+    // Registrations racing for the last places below max_users: never more users than the
+    // limit, however many arrive at once (on one instance or two sharing the database), and
+    // every loser gets the 403, never a 500.
+    async fn max_users_holds_under_a_burst(backend) {
+        let a = TestApp::with(&backend, |f| f.merge(("throttle.registrations_per_client", 100))).await;
+        let b = TestApp::on(crate::helpers::TestDb::shared(&a.db),
+            |f| f.merge(("throttle.registrations_per_client", 100))).await;
+        let admin = a.admin("admin").await;
+        assert_eq!(a.send("PATCH", "/api/config", Some(&admin), Some(r#"{"max_users": 3}"#)).await
+            .status.code, 200);
+        let names: Vec<(String, String)> = (0..20)
+            .map(|i| (format!("user{i}"), format!("user{i}@example.com"))).collect();
+        let answers = futures::future::join_all(names.iter().enumerate().map(|(i, (name, email))| {
+            let app = if i % 2 == 0 { &a } else { &b };
+            app.register_as(name, email, PASSWORD)
+        })).await;
+        let created = answers.iter().filter(|r| r.status.code == 201).count();
+        assert_eq!(created, 2, "the admin plus two: {:?}", answers.iter().map(|r| r.status.code).collect::<Vec<_>>());
+        for refused in answers.iter().filter(|r| r.status.code != 201) {
+            refused.assert_error(403, "error, registration is disabled");
+        }
+        assert_eq!(a.count("SELECT COUNT(*) AS n FROM users").await, 3);
+    }
 }
