@@ -3,8 +3,12 @@
 //! over many users, without paying argon2 for each login.
 //!
 //! ```sh
-//! cargo run --release -p stride-mint-sessions -- COUNT [USERS] > tokens.txt
+//! cargo run --release -p stride-mint-sessions -- COUNT [USERS [plain|narrowed|costly]] > tokens.txt
 //! ```
+//!
+//! `narrowed` appends a read-only narrowing to each token (`check if operation("read"); check
+//! if route("/api/auth/profile");`), as a client would; `costly` appends the block that made
+//! judging a token unbounded (facts joined four ways), which Stride refuses unrun.
 //!
 //! COUNT sessions go to the first USERS users by id (all of them by default), spread evenly:
 //! round-robin when COUNT is larger, every (USERS / COUNT)-th user when it is smaller. The
@@ -14,6 +18,8 @@
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
+use biscuit_auth::builder::BlockBuilder;
+use biscuit_auth::Biscuit;
 use kernel::sessions::{self, UserAgent};
 use kernel::{Config, Db, TokenKeys};
 use rocket_db_pools::Database as _;
@@ -40,6 +46,7 @@ async fn run() -> Result<(), String> {
     let users: i64 = args.next().map_or(Ok(i64::MAX), |a| {
         a.parse().map_err(|_| "USERS must be a number")
     })?;
+    let shape = Shape::from(args.next().as_deref())?;
 
     let figment = stride::figment().merge(("log_level", "off"));
     let rocket = stride::build(figment)
@@ -84,8 +91,45 @@ async fn run() -> Result<(), String> {
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
     for token in tokens {
+        let token = shape.apply(&token, keys)?;
         writeln!(out, "{token}").map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// What is appended to each token.
+enum Shape {
+    Plain,
+    Narrowed,
+    Costly,
+}
+
+impl Shape {
+    fn from(arg: Option<&str>) -> Result<Shape, String> {
+        match arg {
+            None | Some("plain") => Ok(Shape::Plain),
+            Some("narrowed") => Ok(Shape::Narrowed),
+            Some("costly") => Ok(Shape::Costly),
+            Some(other) => Err(format!("unknown shape {other}: plain, narrowed or costly")),
+        }
+    }
+
+    fn apply(&self, token: &str, keys: &TokenKeys) -> Result<String, String> {
+        let code = match self {
+            Shape::Plain => return Ok(token.to_owned()),
+            Shape::Narrowed => {
+                r#"check if operation("read"); check if route("/api/auth/profile");"#.to_owned()
+            }
+            Shape::Costly => {
+                let facts: String = (0..60).map(|i| format!("n({i});")).collect();
+                format!("{facts} check if n($a), n($b), n($c), n($d), $a + $b + $c + $d < 0;")
+            }
+        };
+        let block = BlockBuilder::new().code(code).map_err(|e| e.to_string())?;
+        Biscuit::from_base64(token, keys.public_key())
+            .and_then(|t| t.append(block))
+            .and_then(|t| t.to_base64())
+            .map_err(|e| e.to_string())
+    }
 }
