@@ -13,6 +13,7 @@ pub mod dates;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod language;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;
