@@ -11,6 +11,7 @@ mod cluster;
 mod config;
 mod crash;
 mod errors;
+mod headers;
 mod languages;
 mod logs;
 mod openapi;
