@@ -4,6 +4,7 @@
 mod helpers;
 mod mail;
 
+mod addresses;
 mod attenuation;
 mod browser;
 mod cli;

@@ -7,6 +7,7 @@
 //! `modules.<name>` is on, and then describing its routes in the OpenAPI document
 //! ([`Describe`]).
 
+pub mod address;
 pub mod background;
 pub mod config;
 pub mod dates;
