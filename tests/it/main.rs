@@ -4,6 +4,7 @@
 mod helpers;
 mod mail;
 
+mod addresses;
 mod attenuation;
 mod browser;
 mod cli;
@@ -11,6 +12,8 @@ mod cluster;
 mod config;
 mod crash;
 mod errors;
+mod headers;
+mod languages;
 mod logs;
 mod openapi;
 mod ops;

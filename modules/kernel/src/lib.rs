@@ -7,12 +7,14 @@
 //! `modules.<name>` is on, and then describing its routes in the OpenAPI document
 //! ([`Describe`]).
 
+pub mod address;
 pub mod background;
 pub mod config;
 pub mod dates;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod language;
 pub mod mail;
 pub mod method;
 pub mod metrics;

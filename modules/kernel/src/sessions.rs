@@ -37,7 +37,13 @@ impl<'r> FromRequest<'r> for UserAgent {
         let agent = request
             .headers()
             .get_one("User-Agent")
-            .map(|a| a.chars().take(USER_AGENT_MAX).collect());
+            // Control characters (a NUL, which no PostgreSQL text holds) are dropped.
+            .map(|a| {
+                a.chars()
+                    .filter(|c| !c.is_control())
+                    .take(USER_AGENT_MAX)
+                    .collect()
+            });
         Outcome::Success(UserAgent(agent))
     }
 }

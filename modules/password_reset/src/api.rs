@@ -1,6 +1,6 @@
 use std::net::IpAddr;
 
-use kernel::mail::language;
+use kernel::language::Language;
 use kernel::throttle::{self, Counter};
 use kernel::validate::email_key;
 use kernel::{users, ApiError, ApiResult, Background, Config, Db, Mailer, Passwords, Payload};
@@ -75,7 +75,7 @@ async fn send_reset_link(
         .map_err(|e| e.to_string())?;
     let Some(user) = user else { return Ok(()) };
     let token = tokens::issue(&mut tx, user.id, config.tokens.reset_ttl).await?;
-    let lang = language(user.language.as_deref());
+    let lang = Language::of_user(user.language.as_deref()).code();
     let context = json!({
         "link": format!("{}/password-reset?token={token}", config.public_url),
         "validity": tokens::validity(config.tokens.reset_ttl, lang),

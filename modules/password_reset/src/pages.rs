@@ -4,12 +4,12 @@
 use std::net::IpAddr;
 
 use kernel::config::MAX_PASSWORD_LENGTH;
-use kernel::mail::language;
+use kernel::language::{BrowserLanguage, Language};
 use kernel::validate::{PASSWORDS_DIFFER, PASSWORD_GUESSABLE};
 use kernel::{ApiError, Config, Db, Mailer, Passwords};
 use rocket::form::{Form, FromForm};
 use rocket::http::{Header, Status};
-use rocket::request::{FromRequest, Outcome, Request};
+use rocket::request::Request;
 use rocket::response::{self, Responder};
 use rocket::{get, post, routes, Route, State};
 use rocket_dyn_templates::{context, Template};
@@ -40,21 +40,9 @@ impl<'r> Responder<'r, 'static> for Page {
     }
 }
 
-/// The browser's language when no account tells it: French if it asks for French first.
-pub struct BrowserLanguage(&'static str);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for BrowserLanguage {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let first = request
-            .headers()
-            .get_one("Accept-Language")
-            .and_then(|h| h.split(',').next())
-            .map(|l| l.split(';').next().unwrap_or(l));
-        Outcome::Success(BrowserLanguage(language(first)))
-    }
+/// The language of the account's pages, whatever its stored preference holds.
+fn language_of(user: &kernel::users::User) -> &'static str {
+    Language::of_user(user.language.as_deref()).code()
 }
 
 fn invalid(lang: &str) -> Page {
@@ -88,11 +76,11 @@ async fn form(
     browser: BrowserLanguage,
 ) -> Result<Page, ApiError> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return Ok(invalid(browser.0));
+        return Ok(invalid(browser.0.code()));
     };
     match holder(db, token).await {
         Ok(Some(user)) => {
-            let lang = language(user.language.as_deref());
+            let lang = language_of(&user);
             Ok(form_page(
                 Status::Ok,
                 lang,
@@ -101,7 +89,9 @@ async fn form(
                 None,
             ))
         }
-        Ok(None) | Err(Refusal::InvalidToken | Refusal::Password(_)) => Ok(invalid(browser.0)),
+        Ok(None) | Err(Refusal::InvalidToken | Refusal::Password(_)) => {
+            Ok(invalid(browser.0.code()))
+        }
         Err(Refusal::Internal(e)) => Err(e),
     }
 }
@@ -128,8 +118,8 @@ async fn submit(
     let confirmation = form.password_conf.clone().unwrap_or_default();
     // The page's language is the account's, known from the token while it is valid.
     let lang = match holder(db, &token).await {
-        Ok(Some(user)) => language(user.language.as_deref()),
-        _ => browser.0,
+        Ok(Some(user)) => language_of(&user),
+        _ => browser.0.code(),
     };
     match reset(
         db,
@@ -144,7 +134,7 @@ async fn submit(
     .await
     {
         Ok(user) => {
-            let lang = language(user.language.as_deref());
+            let lang = language_of(&user);
             Ok(Page {
                 status: Status::Ok,
                 template: Template::render(format!("pages/{lang}/reset_done"), context! { lang }),

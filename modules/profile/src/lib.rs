@@ -5,6 +5,7 @@ mod json;
 
 use std::net::IpAddr;
 
+use kernel::language::LanguageTag;
 use kernel::sessions::Read;
 use kernel::stats::Stats;
 use kernel::validate::{self, Password};
@@ -211,7 +212,6 @@ async fn confirm_current(
 const CURRENT_MISSING: &str = "current password is missing";
 
 const TIMEZONE_MAX: usize = 50;
-const LANGUAGE_MAX: usize = 50;
 
 #[post("/profile/edit/preferences", data = "<body>")]
 async fn edit_preferences(
@@ -232,12 +232,15 @@ async fn edit_preferences(
             "timezone: 1 to {TIMEZONE_MAX} characters required\n"
         ));
     }
-    if language
-        .as_deref()
-        .is_some_and(|l| l.chars().count() > LANGUAGE_MAX)
-    {
-        lines.push_str(&format!("language: {LANGUAGE_MAX} characters maximum\n"));
-    }
+    // Null, or a language tag (README.md, "Where Stride differs from FitTrackee").
+    let language = match language.as_deref().map(LanguageTag::parse) {
+        None => None,
+        Some(Ok(tag)) => Some(tag.into_inner()),
+        Some(Err(line)) => {
+            lines.push_str(line);
+            None
+        }
+    };
     if !lines.is_empty() {
         return Err(ApiError::bad_request(lines));
     }

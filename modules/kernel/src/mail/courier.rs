@@ -56,11 +56,10 @@ impl Outgoing {
         })
     }
 
+    /// The message, to the recipient's delivery address (the domain in A-labels). An error is
+    /// final: the same row will never make a message.
     fn message(&self, from: &Mailbox) -> Result<Message, String> {
-        let to: Mailbox = self
-            .recipient
-            .parse()
-            .map_err(|e| format!("recipient: {e}"))?;
+        let to = Mailbox::new(None, crate::address::delivery_address(&self.recipient)?);
         Message::builder()
             .from(from.clone())
             .to(to)
@@ -105,9 +104,11 @@ async fn deliver(
     mail: Outgoing,
 ) -> Result<(), sqlx::Error> {
     let attempts = mail.attempts + 1;
-    let outcome = match mail.message(&mailer.from) {
-        Ok(message) => transport.send(message).await,
-        Err(e) => Err(e),
+    // A message that cannot be made (a recipient lettre refuses) is given up at once rather
+    // than retried for a day.
+    let (outcome, final_error) = match mail.message(&mailer.from) {
+        Ok(message) => (transport.send(message).await, false),
+        Err(e) => (Err(e), true),
     };
     match outcome {
         Ok(()) => {
@@ -126,7 +127,7 @@ async fn deliver(
                 .await?;
         }
         Err(error) => {
-            let give_up = attempts >= MAX_ATTEMPTS;
+            let give_up = final_error || attempts >= MAX_ATTEMPTS;
             let retry_in = backoff(attempts);
             mailer.metrics.email(if give_up {
                 EmailEvent::Abandoned

@@ -13,6 +13,7 @@ use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
 use crate::db::now;
+use crate::language::Language;
 use crate::metrics::{EmailEvent, Metrics};
 use crate::templates::Renderer;
 use crate::users::User;
@@ -70,14 +71,6 @@ pub struct Mailer {
     public_url: String,
     wake: Arc<Notify>,
     metrics: Metrics,
-}
-
-/// The languages Stride writes in; anything else is English.
-pub fn language(preferred: Option<&str>) -> &'static str {
-    match preferred.map(str::trim) {
-        Some(l) if l.len() >= 2 && l[..2].eq_ignore_ascii_case("fr") => "fr",
-        _ => "en",
-    }
 }
 
 impl Mailer {
@@ -171,7 +164,7 @@ impl Mailer {
         conn: &mut AnyConnection,
         user: &User,
     ) -> Result<(), String> {
-        let lang = language(user.language.as_deref());
+        let lang = Language::of_user(user.language.as_deref()).code();
         let email = self.compose("password_changed", lang, &user.email, &user.username, ())?;
         self.enqueue(conn, &email).await.map_err(|e| e.to_string())
     }
@@ -180,15 +173,6 @@ impl Mailer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn languages() {
-        assert_eq!(language(Some("fr")), "fr");
-        assert_eq!(language(Some("FR-ca")), "fr");
-        assert_eq!(language(Some("de")), "en");
-        assert_eq!(language(Some("")), "en");
-        assert_eq!(language(None), "en");
-    }
 
     #[test]
     fn email_urls() {
