@@ -166,6 +166,8 @@ pub mod http {
 #[cfg(feature = "mtls")]
 #[cfg_attr(nightly, doc(cfg(feature = "mtls")))]
 pub mod mtls;
+/// Stride patch (STRIDE-PATCH.md): connection bounds and timeouts.
+pub mod connections;
 
 /// TODO: We need a futures mod or something.
 mod trip_wire;

@@ -14,7 +14,10 @@ use http_body_util::{Either, Empty, StreamBody};
 use hyper_util::rt::TokioIo;
 
 #[cfg(feature = "http2")]
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioExecutor;
+// Stride patch (STRIDE-PATCH.md): connection bounds and timeouts.
+use hyper_util::rt::TokioTimer;
+use crate::connections::{Activity, Admission, Connections, Guarded, TimedBody, Tracked};
 #[cfg(feature = "http2")]
 use hyper_util::server::conn::auto::Builder;
 #[cfg(not(feature = "http2"))]
@@ -83,6 +86,7 @@ async fn handle<Fut, T, F>(name: Option<&str>, run: F) -> Option<T>
 async fn hyper_service_fn(
     rocket: Arc<Rocket<Orbit>>,
     conn: ConnectionMeta,
+    limits: Connections,
     mut hyp_req: hyper::Request<hyper::Body>,
 ) -> Result<hyper::Response<HttpBody>, io::Error> {
     // This future must return a hyper::Response, but the response body might
@@ -99,7 +103,9 @@ async fn hyper_service_fn(
         let pending_upgrade = hyper::upgrade::on(&mut hyp_req);
 
         // Convert a Hyper request into a Rocket request.
-        let (h_parts, mut h_body) = hyp_req.into_parts();
+        let (h_parts, h_body) = hyp_req.into_parts();
+        // Stride patch: the body is read under `connections.body_timeout`/`body_total`.
+        let mut h_body = TimedBody::new(h_body, &limits);
         match Request::from_hyp(&rocket, &h_parts, Some(conn)) {
             Ok(mut req) => {
                 // Convert into Rocket `Data`, dispatch request, write response.
@@ -635,15 +641,20 @@ impl Rocket<Orbit> {
         #[cfg(not(feature = "http2"))]
         let http1 = &mut builder;
 
+        // Stride patch: a bad `connections` table stops the server before it accepts.
+        let limits = Connections::from_figment(self.figment())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let keep_alive = self.config.keep_alive;
         http1.keep_alive(keep_alive != 0)
             .preserve_header_case(true)
-            .header_read_timeout(None);
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout())
+            .max_buf_size(limits.max_header_size());
 
         #[cfg(feature = "http2")]
         builder.http2()
             .max_concurrent_streams(None)
-            .max_header_list_size(16 << 20)
+            .max_header_list_size(u32::try_from(limits.max_header_size()).unwrap_or(u32::MAX))
             .timer(TokioTimer::new())
             .keep_alive_timeout(Duration::from_secs(20))
             .keep_alive_interval(match keep_alive {
@@ -654,8 +665,22 @@ impl Rocket<Orbit> {
         let server = Arc::new(builder);
         let incoming = Incoming::new(listener).nodelay(true).take_until(self.shutdown());
         let mut incoming = pin!(incoming);
+        let admission = Admission::new(&limits);
+        let keep_alive = (keep_alive != 0).then(|| Duration::from_secs(keep_alive.into()));
 
-        while let Some(conn) = incoming.next().await.transpose()? {
+        loop {
+            // Stride patch: a slot first, so that connections past `connections.max` wait in
+            // the listen backlog instead of taking a file descriptor; then the client's bound.
+            let permit = tokio::select! {
+                permit = admission.slot() => permit,
+                _ = self.shutdown() => None,
+            };
+            let Some(permit) = permit else { break };
+            let Some(conn) = incoming.next().await.transpose()? else { break };
+            let Some(slot) = admission.admit(conn.peer_address(), permit) else {
+                debug_!("{:?}: too many connections from this client", conn.peer_address());
+                continue;
+            };
             let (rocket, server) = (self.clone(), server.clone());
             let shutdown = rocket.shutdown();
             tokio::spawn(async move {
@@ -663,11 +688,21 @@ impl Rocket<Orbit> {
                     remote: conn.peer_address(),
                     client_certificates: conn.peer_certificates(),
                 };
-                let service = hyper::service::service_fn(move |req| {
-                    hyper_service_fn(rocket.clone(), connection.clone(), req)
+                let activity = Activity::new();
+                let service = hyper::service::service_fn({
+                    let activity = activity.clone();
+                    move |req| {
+                        let in_flight = activity.begin();
+                        let response = hyper_service_fn(rocket.clone(), connection.clone(),
+                            limits, req);
+                        async move {
+                            Ok::<_, io::Error>(response.await?.map(|b| Tracked::new(b, in_flight)))
+                        }
+                    }
                 });
 
-                let io = TokioIo::new(conn);
+                let io = TokioIo::new(Guarded::new(conn, slot, activity.clone(),
+                    limits.write_timeout()));
                 #[cfg(feature = "http2")]
                 let mut server = pin!(server.serve_connection_with_upgrades(io, service));
                 #[cfg(not(feature = "http2"))]
@@ -680,6 +715,8 @@ impl Rocket<Orbit> {
                         server.await
                     },
                     result = &mut server => result,
+                    // Stride patch: idle past `keep_alive` or `connections.header_timeout`.
+                    _ = activity.expired(limits.header_timeout(), keep_alive) => Ok(()),
                 };
 
                 if let Err(e) = result {

@@ -9,7 +9,9 @@ use futures::stream::Stream;
 use futures::ready;
 use yansi::Paint;
 
-use crate::http::hyper::{self, body::Body};
+use crate::http::hyper;
+// Stride patch (STRIDE-PATCH.md): request bodies are read under timeouts.
+use crate::connections::TimedBody;
 use crate::ext::{PollExt, Chain};
 use crate::data::{Capped, N};
 
@@ -60,7 +62,7 @@ enum State {
 /// The kinds of streams we accept as `Data`.
 enum StreamKind<'r> {
     Empty,
-    Body(&'r mut hyper::Body),
+    Body(&'r mut TimedBody),
     Multipart(multer::Field<'r>)
 }
 
@@ -235,8 +237,8 @@ impl StreamReader<'_> {
     }
 }
 
-impl<'r> From<&'r mut hyper::Body> for StreamReader<'r> {
-    fn from(body: &'r mut hyper::Body) -> Self {
+impl<'r> From<&'r mut TimedBody> for StreamReader<'r> {
+    fn from(body: &'r mut TimedBody) -> Self {
         Self { inner: StreamKind::Body(body), state: State::Pending }
     }
 }
@@ -277,12 +279,7 @@ impl Stream for StreamKind<'_> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Self::Item>> {
         match self.get_mut() {
-            StreamKind::Body(body) => {
-                Pin::new(body)
-                    .poll_frame(cx)
-                    .map_ok(|frame| frame.into_data().unwrap_or_default())
-                    .map_err_ext(io::Error::other)
-            },
+            StreamKind::Body(body) => body.poll_data(cx),
             StreamKind::Multipart(mp) => Pin::new(mp).poll_next(cx)
                 .map_err_ext(|e| io::Error::new(io::ErrorKind::Other, e)),
             StreamKind::Empty => Poll::Ready(None),
