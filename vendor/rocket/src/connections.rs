@@ -34,6 +34,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{sleep, sleep_until, Instant, Sleep};
 
 use crate::data::ByteUnit;
+use crate::http::hyper;
 use crate::http::hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 
 /// The `connections` configuration table.
@@ -460,4 +461,19 @@ impl TimedBody {
         }
         Poll::Pending
     }
+}
+
+/// Whether a connection ended on one of these timeouts (hyper's header timeout, or a
+/// `TimedOut` I/O error: a write stall).
+pub(crate) fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.downcast_ref::<hyper::Error>().is_some_and(|e| e.is_timeout())
+            || error.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }

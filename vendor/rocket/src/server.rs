@@ -721,6 +721,12 @@ impl Rocket<Orbit> {
 
                 if let Err(e) = result {
                     let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                    // Stride patch: a slow client cut by a timeout is routine, not a warning
+                    // each time (an attacker would fill the log).
+                    if crate::connections::timed_out(&*e) {
+                        debug!("Connection closed: {}", e);
+                        return;
+                    }
                     warn!("Connection failed: {}", e);
                     let mut source = e.source();
                     while let Some(e) = source {
