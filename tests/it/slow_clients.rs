@@ -5,7 +5,7 @@
 //! a client that never reads its answer (`connections.write_timeout`); it holds at most
 //! `connections.max` connections (the rest wait, then are served) and `connections.per_client`
 //! from one address. Its memory stays bounded meanwhile. A request that is slow because the
-//! server is busy (a login queued for argon2) is never cut.
+//! server is busy (a login queued for argon2) is never cut, nor an answer read slowly.
 //!
 //! The limits live in the accept loop of Stride's patched Rocket (vendor/rocket/STRIDE-PATCH.md),
 //! below the database: these tests run on SQLite only. Attackers connect from other loopback
@@ -467,16 +467,12 @@ fn connections_past_the_per_client_bound_are_closed_at_once() {
     assert_eq!(exchange(&mut again, PING).0, 200);
 }
 
-#[test]
-fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
-    const REQUESTS: usize = 30;
-    let (server, _dir) = serve("{write_timeout=2}", 5, &[]);
-    let token = register_sam(&server);
-    // About 900 KB that do not compress, served 30 times on one connection: far more than
-    // the socket buffers hold.
+/// Gives sam a picture of about 900 KB that does not compress; returns its size.
+fn upload_noise(server: &Server) -> usize {
+    let token = register_sam(server);
     let picture = crate::pictures::noise_png(550, 550);
     let body = file_body("noise.png", &picture);
-    let mut upload = connect_from(1, &server);
+    let mut upload = connect_from(1, server);
     let head = format!(
         "POST /api/auth/picture HTTP/1.1\r\nHost: stride\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
@@ -486,11 +482,22 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
     upload.write_all(head.as_bytes()).expect("head");
     let (status, answer) = exchange(&mut upload, &body);
     assert_eq!(status, 200, "{answer}");
+    picture.len()
+}
+
+const PICTURE: &str = "GET /api/users/sam/picture HTTP/1.1\r\nHost: stride\r\n\r\n";
+
+#[test]
+fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
+    const REQUESTS: usize = 30;
+    let (server, _dir) = serve("{write_timeout=2}", 5, &[]);
+    // The picture 30 times on one connection: far more than the socket buffers hold.
+    let size = upload_noise(&server);
 
     let mut reader = connect_with(2, &server, |socket| {
         socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
     });
-    let request = "GET /api/users/sam/picture HTTP/1.1\r\nHost: stride\r\n\r\n".repeat(REQUESTS);
+    let request = PICTURE.repeat(REQUESTS);
     reader.write_all(request.as_bytes()).expect("requests");
     // Reads nothing for longer than the write timeout.
     std::thread::sleep(Duration::from_secs(5));
@@ -508,7 +515,7 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
             Err(_) => break "reset",
         }
     };
-    let total = REQUESTS * picture.len();
+    let total = REQUESTS * size;
     eprintln!(
         "a client not reading: {received} of {total} bytes came, then the connection was {ended}"
     );
@@ -516,6 +523,42 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
     assert!(received < total / 2, "{received} of {total} bytes");
     // Everyone else is still served.
     assert_eq!(call_ok(&server, "GET", "/api/ping", None, None).0, 200);
+}
+
+#[test]
+fn a_slow_reader_gets_its_whole_answer() {
+    // Every limit shorter than the 6 s or so the answer takes to read.
+    let (server, _dir) = serve("{header_timeout=1,write_timeout=2}", 1, &[]);
+    let size = upload_noise(&server);
+    let mut reader = connect_with(2, &server, |socket| {
+        socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    });
+    reader.write_all(PICTURE.as_bytes()).expect("request");
+    reader
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    // About 150 KB/s, in small reads: progress every 50 ms, never a stall of write_timeout.
+    let (start, mut received, mut buffer) = (Instant::now(), 0usize, [0u8; 8 * 1024]);
+    while received < size {
+        match reader.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "a slow reader got {received} bytes (the picture: {size}) in {:?}",
+        start.elapsed()
+    );
+    assert!(
+        received > size,
+        "cut after {received} of {size} bytes and {:?}",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() > Duration::from_secs(2),
+        "not slow after all"
+    );
 }
 
 #[cfg(target_os = "linux")]

@@ -202,7 +202,7 @@ impl Admission {
     }
 }
 
-/// What a connection is doing: requests in flight, and when it last received bytes.
+/// What a connection is doing: requests in flight, and when bytes last moved.
 /// Every change happens on the connection's own task (hyper polls the I/O, calls the service
 /// and drops response bodies there), so there are no races between these fields.
 pub(crate) struct Activity {
@@ -212,6 +212,8 @@ pub(crate) struct Activity {
     /// Milliseconds from `start`.
     idle_since: AtomicU64,
     last_read: AtomicU64,
+    /// The end of a response may still be written after hyper has dropped its body.
+    last_write: AtomicU64,
     idle: Notify,
 }
 
@@ -236,6 +238,7 @@ impl Activity {
             requests: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
             last_read: AtomicU64::new(0),
+            last_write: AtomicU64::new(0),
             idle: Notify::new(),
         })
     }
@@ -251,9 +254,10 @@ impl Activity {
     }
 
     /// Resolves when the connection has been idle too long: no request in flight, and either
-    /// no bytes received for the quiet limit (`header` before the first request, `keep_alive`
-    /// after it), or no whole request head within `header` of becoming idle. Never while a
-    /// request is in flight, however long it takes.
+    /// no bytes moved for the quiet limit (`header` before the first request, `keep_alive`
+    /// after it), or no whole request head within `header` of becoming idle (the end of the
+    /// last answer written). Never while a request is in flight, however long it takes; the
+    /// end of an answer that a slow client still reads is left to `write_timeout`.
     pub(crate) async fn expired(&self, header: Duration, keep_alive: Option<Duration>) {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         loop {
@@ -261,7 +265,7 @@ impl Activity {
                 self.idle.notified().await;
                 continue;
             }
-            let idle_since = self.idle_since.load(SeqCst);
+            let idle_since = self.idle_since.load(SeqCst).max(self.last_write.load(SeqCst));
             let quiet_since = self.last_read.load(SeqCst).max(idle_since);
             let quiet = match self.requests.load(SeqCst) {
                 0 => header,
@@ -279,7 +283,7 @@ impl Activity {
 }
 
 pin_project_lite::pin_project! {
-    /// A connection's I/O: records when bytes arrive, fails a write blocked for longer than
+    /// A connection's I/O: records when bytes move, fails a write blocked for longer than
     /// `write_timeout`, and holds the connection's slot until the socket closes.
     pub(crate) struct Guarded<C> {
         #[pin]
@@ -335,12 +339,19 @@ impl<C: AsyncRead> AsyncRead for Guarded<C> {
     }
 }
 
+fn wrote(activity: &Activity, result: &Poll<io::Result<usize>>) {
+    if matches!(result, Poll::Ready(Ok(n)) if *n > 0) {
+        activity.last_write.store(activity.now(), SeqCst);
+    }
+}
+
 impl<C: AsyncWrite> AsyncWrite for Guarded<C> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8])
         -> Poll<io::Result<usize>>
     {
         let this = self.project();
         let result = this.io.poll_write(cx, buf);
+        wrote(this.activity, &result);
         unless_stalled(this.write_stall, *this.write_timeout, cx, result)
     }
 
@@ -351,6 +362,7 @@ impl<C: AsyncWrite> AsyncWrite for Guarded<C> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let result = this.io.poll_write_vectored(cx, bufs);
+        wrote(this.activity, &result);
         unless_stalled(this.write_stall, *this.write_timeout, cx, result)
     }
 
