@@ -3,8 +3,8 @@
 //! limit: a request head (`connections.header_timeout`), an idle keep-alive connection
 //! (`keep_alive`), a request body, JSON or picture (`connections.body_timeout`, `body_total`),
 //! a client that never reads its answer (`connections.write_timeout`); it holds at most
-//! `connections.max` connections (the rest wait, then are served) and `connections.per_client`
-//! from one address. Its memory stays bounded meanwhile. A request that is slow because the
+//! `connections.max` connections (the rest wait, then are served; with every slot taken, the
+//! longest idle one makes room) and `connections.per_client` from one address. Its memory stays bounded meanwhile. A request that is slow because the
 //! server is busy (a login queued for argon2) is never cut, nor an answer read slowly.
 //!
 //! The limits live in the accept loop of Stride's patched Rocket (vendor/rocket/STRIDE-PATCH.md),
@@ -400,38 +400,107 @@ fn a_trickled_picture_upload_is_answered_408_and_closed() {
 fn connections_past_the_bound_wait_then_are_served() {
     const MAX: usize = 8;
     let (server, _dir) = serve(
-        &format!("{{max={MAX},per_client=0,header_timeout=30}}"),
+        &format!("{{max={MAX},per_client=0,header_timeout=30,body_timeout=30,body_total=60}}"),
         30,
         &[],
     );
-    // MAX connections, each served once and kept open.
+    // MAX connections, each with a request in flight: its body is not all there yet.
+    let login =
+        "POST /api/auth/login HTTP/1.1\r\nHost: stride\r\nContent-Type: application/json\r\n\
+                 Content-Length: 2\r\n\r\n{";
     let mut holders: Vec<TcpStream> = (0..MAX)
         .map(|_| {
             let mut stream = connect_from(2, &server);
-            assert_eq!(exchange(&mut stream, PING).0, 200);
+            stream.write_all(login.as_bytes()).expect("send");
             stream
         })
         .collect();
-    // One more connects (the kernel's backlog takes it) but is not served while all are held.
+    // One more connects (the kernel's backlog takes it) but is not served while all are busy.
     let mut waiting = connect_from(1, &server);
     waiting.write_all(PING).expect("send");
     assert!(
-        read_answer(&mut waiting, Duration::from_millis(1500)).is_none(),
+        read_answer(&mut waiting, Duration::from_millis(2500)).is_none(),
         "served past connections.max"
     );
-    // A slot frees: it is served.
+    // One request ends: its answer comes whole, then its idle connection makes room.
     let freed = Instant::now();
-    drop(holders.pop());
+    holders[0].write_all(b"}").expect("the rest of the body");
+    let (status, _) = read_answer(&mut holders[0], Duration::from_secs(5)).expect("answered");
+    assert_eq!(status, 400);
     let (status, _) =
         read_answer(&mut waiting, Duration::from_secs(5)).expect("served once a slot is free");
     assert_eq!(status, 200);
     eprintln!(
-        "the waiting connection was served {:?} after a slot freed",
+        "the waiting connection was served {:?} after a request ended",
         freed.elapsed()
     );
-    for holder in &mut holders {
-        assert!(!closed(holder));
+    assert!(
+        wait_closed(&mut holders[0], Duration::from_secs(1)).is_some(),
+        "the idle one closed"
+    );
+    for holder in &mut holders[1..] {
+        assert!(!closed(holder), "a request in flight was cut");
     }
+}
+
+#[test]
+fn idle_connections_make_room_when_every_slot_is_taken() {
+    const MAX: usize = 8;
+    let (server, _dir) = serve(
+        &format!("{{max={MAX},per_client=0,header_timeout=30}}"),
+        30,
+        &[],
+    );
+    // MAX idle keep-alive connections, the first one the longest idle.
+    let mut holders: Vec<TcpStream> = (0..MAX)
+        .map(|_| {
+            let mut stream = connect_from(2, &server);
+            assert_eq!(exchange(&mut stream, PING).0, 200);
+            std::thread::sleep(Duration::from_millis(100));
+            stream
+        })
+        .collect();
+    // A newcomer is served at once: the longest idle connection made room.
+    let sent = Instant::now();
+    let mut newcomer = connect_from(1, &server);
+    assert_eq!(exchange(&mut newcomer, PING).0, 200);
+    let waited = sent.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "the newcomer waited {waited:?}"
+    );
+    assert!(
+        wait_closed(&mut holders[0], Duration::from_secs(3)).is_some(),
+        "the idlest stays"
+    );
+    eprintln!("a newcomer with every slot idle-held was served in {waited:?}");
+}
+
+#[test]
+fn more_slow_heads_than_slots_still_leave_room_for_others() {
+    const MAX: usize = 50;
+    const SLOW: usize = 200;
+    let _heavy = heavy();
+    let (server, _dir) = serve(
+        &format!("{{max={MAX},per_client=0,header_timeout=5}}"),
+        5,
+        &[],
+    );
+    let (lived, (slowest, pings)) = trickle_heads(
+        &server,
+        &[2],
+        SLOW,
+        b"GET /api/ping HTTP/1.1\r\nHost: stride\r\nX-Slow: ",
+        Duration::from_millis(250),
+        Duration::from_secs(30),
+        || ping_for(&server, Duration::from_secs(4)),
+    );
+    let longest = lived.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "{SLOW} slow heads for {MAX} slots: {pings} pings meanwhile, the slowest answered in \
+         {slowest:?}; the last slow head closed after {longest:?}"
+    );
+    assert!(slowest < Duration::from_secs(3), "a ping took {slowest:?}");
 }
 
 #[test]

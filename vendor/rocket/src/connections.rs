@@ -5,7 +5,7 @@
 //!
 //! | key | default | what |
 //! |---|---|---|
-//! | `max` | 1024 | open connections; past it, new ones wait in the kernel's listen backlog |
+//! | `max` | 1024 | open connections; past it, new ones wait in the kernel's listen backlog, and the longest idle connection is closed to make room |
 //! | `per_client` | 32 | open connections per client address (IPv6: per /64); 0 = no bound |
 //! | `header_timeout` | 10 | seconds to receive a whole request head |
 //! | `body_timeout` | 10 | seconds the server may wait for the next bytes of a request body |
@@ -21,7 +21,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -132,20 +132,42 @@ impl Connections {
 }
 
 /// Who may connect: `max` slots in all, taken before accepting, and `per_client` per address.
+/// When every slot is taken, the connection that has waited longest for a request (at least
+/// [`EVICTABLE`]) is closed to make room, as nginx reuses keep-alive connections: connections
+/// that only trickle a request head never get one, so they go first; a request in flight is
+/// never cut, nor a connection that just opened.
 pub(crate) struct Admission {
     slots: Arc<Semaphore>,
     per_client: usize,
     clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: Arc<Open>,
 }
+
+/// The open connections, for the choice of one to close.
+struct Open {
+    /// The time base of every `Activity`.
+    base: Instant,
+    next: AtomicU64,
+    connections: Mutex<HashMap<u64, Arc<Activity>>>,
+    /// A connection's last request in flight ended: it may be closed to make room.
+    went_idle: Notify,
+}
+
+/// How long a connection must have been without a request before it may be closed to make
+/// room for another.
+pub(crate) const EVICTABLE: Duration = Duration::from_millis(250);
 
 /// One open connection's place, given back when its socket closes.
 pub(crate) struct Slot {
     _permit: OwnedSemaphorePermit,
     client: Option<(IpAddr, Arc<Mutex<HashMap<IpAddr, usize>>>)>,
+    id: u64,
+    open: Arc<Open>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.open.connections.lock().remove(&self.id);
         if let Some((ip, clients)) = self.client.take() {
             let mut clients = clients.lock();
             if let Some(count) = clients.get_mut(&ip) {
@@ -173,18 +195,58 @@ impl Admission {
             slots: Arc::new(Semaphore::new(limits.max)),
             per_client: limits.per_client,
             clients: Arc::default(),
+            open: Arc::new(Open {
+                base: Instant::now(),
+                next: AtomicU64::new(0),
+                connections: Mutex::default(),
+                went_idle: Notify::new(),
+            }),
         }
     }
 
-    /// Waits for a free slot: until then nothing is accepted.
+    /// Waits for a free slot: until then nothing is accepted. With none free, asks the
+    /// connection idle for longest to close, and looks again whenever another goes idle.
     pub(crate) async fn slot(&self) -> Option<OwnedSemaphorePermit> {
-        self.slots.clone().acquire_owned().await.ok()
+        loop {
+            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                return Some(permit);
+            }
+            self.close_idlest();
+            tokio::select! {
+                permit = self.slots.clone().acquire_owned() => return permit.ok(),
+                _ = self.open.went_idle.notified() => continue,
+                _ = sleep(EVICTABLE / 4) => continue,
+            }
+        }
+    }
+
+    fn close_idlest(&self) {
+        let now = u64::try_from(self.open.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let limit = now.saturating_sub(u64::try_from(EVICTABLE.as_millis()).unwrap_or(0));
+        let connections = self.open.connections.lock();
+        let idlest = connections.values()
+            .filter(|a| a.in_flight.load(SeqCst) == 0 && !a.evicted.load(SeqCst))
+            .map(|a| (a.idle_since.load(SeqCst).max(a.last_write.load(SeqCst)), a))
+            .filter(|(since, _)| *since <= limit)
+            .min_by_key(|(since, _)| *since);
+        if let Some((_, activity)) = idlest {
+            activity.evicted.store(true, SeqCst);
+            activity.wake.notify_one();
+        }
+    }
+
+    /// A new connection's record of activity.
+    pub(crate) fn activity(&self) -> Arc<Activity> {
+        Activity::new(&self.open)
     }
 
     /// The accepted connection's slot, or `None` when its client has `per_client` open.
-    pub(crate) fn admit(&self, peer: Option<SocketAddr>, permit: OwnedSemaphorePermit)
-        -> Option<Slot>
-    {
+    pub(crate) fn admit(
+        &self,
+        peer: Option<SocketAddr>,
+        permit: OwnedSemaphorePermit,
+        activity: &Arc<Activity>,
+    ) -> Option<Slot> {
         let client = match peer {
             Some(peer) if self.per_client > 0 => {
                 let ip = client_of(peer);
@@ -198,23 +260,32 @@ impl Admission {
             }
             _ => None,
         };
-        Some(Slot { _permit: permit, client })
+        let id = self.open.next.fetch_add(1, SeqCst);
+        self.open.connections.lock().insert(id, activity.clone());
+        Some(Slot { _permit: permit, client, id, open: self.open.clone() })
     }
 }
 
 /// What a connection is doing: requests in flight, and when bytes last moved.
 /// Every change happens on the connection's own task (hyper polls the I/O, calls the service
-/// and drops response bodies there), so there are no races between these fields.
+/// and drops response bodies there), except `evicted`, which the accept loop sets: the
+/// connection's watchdog then checks on its own task that no request has started meanwhile
+/// (hyper is polled first, so a head already received is parsed before).
 pub(crate) struct Activity {
-    start: Instant,
+    /// Shared by all connections, so that their times compare.
+    base: Instant,
     in_flight: AtomicUsize,
     requests: AtomicU64,
-    /// Milliseconds from `start`.
+    /// Milliseconds from `base`: when the connection opened or its last request ended.
     idle_since: AtomicU64,
     last_read: AtomicU64,
     /// The end of a response may still be written after hyper has dropped its body.
     last_write: AtomicU64,
-    idle: Notify,
+    /// Asked to close to make room for a new connection.
+    evicted: AtomicBool,
+    /// A request ended, or `evicted` was set.
+    wake: Notify,
+    open: Arc<Open>,
 }
 
 /// A request in flight, from its head until hyper is done with its response body.
@@ -225,26 +296,30 @@ impl Drop for InFlight {
         let activity = &self.0;
         activity.idle_since.store(activity.now(), SeqCst);
         if activity.in_flight.fetch_sub(1, SeqCst) == 1 {
-            activity.idle.notify_one();
+            activity.wake.notify_one();
+            activity.open.went_idle.notify_one();
         }
     }
 }
 
 impl Activity {
-    pub(crate) fn new() -> Arc<Activity> {
+    fn new(open: &Arc<Open>) -> Arc<Activity> {
+        let now = u64::try_from(open.base.elapsed().as_millis()).unwrap_or(u64::MAX);
         Arc::new(Activity {
-            start: Instant::now(),
+            base: open.base,
             in_flight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
-            idle_since: AtomicU64::new(0),
-            last_read: AtomicU64::new(0),
-            last_write: AtomicU64::new(0),
-            idle: Notify::new(),
+            idle_since: AtomicU64::new(now),
+            last_read: AtomicU64::new(now),
+            last_write: AtomicU64::new(now),
+            evicted: Default::default(),
+            wake: Notify::new(),
+            open: open.clone(),
         })
     }
 
     fn now(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
@@ -256,14 +331,20 @@ impl Activity {
     /// Resolves when the connection has been idle too long: no request in flight, and either
     /// no bytes moved for the quiet limit (`header` before the first request, `keep_alive`
     /// after it), or no whole request head within `header` of becoming idle (the end of the
-    /// last answer written). Never while a request is in flight, however long it takes; the
-    /// end of an answer that a slow client still reads is left to `write_timeout`.
+    /// last answer written), or when asked to make room. Never while a request is in flight,
+    /// however long it takes; the end of an answer that a slow client still reads is left to
+    /// `write_timeout`.
     pub(crate) async fn expired(&self, header: Duration, keep_alive: Option<Duration>) {
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         loop {
             if self.in_flight.load(SeqCst) > 0 {
-                self.idle.notified().await;
+                // Busy: no longer the one to close.
+                self.evicted.store(false, SeqCst);
+                self.wake.notified().await;
                 continue;
+            }
+            if self.evicted.load(SeqCst) {
+                return;
             }
             let idle_since = self.idle_since.load(SeqCst).max(self.last_write.load(SeqCst));
             let quiet_since = self.last_read.load(SeqCst).max(idle_since);
@@ -277,7 +358,10 @@ impl Activity {
             if now >= deadline {
                 return;
             }
-            sleep(Duration::from_millis(deadline - now)).await;
+            tokio::select! {
+                _ = sleep(Duration::from_millis(deadline - now)) => {},
+                _ = self.wake.notified() => {},
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::rt::TokioExecutor;
 // Stride patch (STRIDE-PATCH.md): connection bounds and timeouts.
 use hyper_util::rt::TokioTimer;
-use crate::connections::{Activity, Admission, Connections, Guarded, TimedBody, Tracked};
+use crate::connections::{Admission, Connections, Guarded, TimedBody, Tracked};
 #[cfg(feature = "http2")]
 use hyper_util::server::conn::auto::Builder;
 #[cfg(not(feature = "http2"))]
@@ -677,7 +677,8 @@ impl Rocket<Orbit> {
             };
             let Some(permit) = permit else { break };
             let Some(conn) = incoming.next().await.transpose()? else { break };
-            let Some(slot) = admission.admit(conn.peer_address(), permit) else {
+            let activity = admission.activity();
+            let Some(slot) = admission.admit(conn.peer_address(), permit, &activity) else {
                 debug_!("{:?}: too many connections from this client", conn.peer_address());
                 continue;
             };
@@ -688,7 +689,6 @@ impl Rocket<Orbit> {
                     remote: conn.peer_address(),
                     client_certificates: conn.peer_certificates(),
                 };
-                let activity = Activity::new();
                 let service = hyper::service::service_fn({
                     let activity = activity.clone();
                     move |req| {
