@@ -1,6 +1,7 @@
 //! Composition: the kernel, then one fairing per module. Removing a module is deleting its
 //! folder and its line here.
 
+pub mod connections;
 pub mod logging;
 
 use rocket::figment::providers::{Env, Format, Serialized, Toml};

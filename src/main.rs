@@ -48,7 +48,19 @@ async fn main() -> ExitCode {
         eprintln!("stride: invalid configuration: {e}");
         return ExitCode::from(2);
     }
-    match run(cli.command.unwrap_or(Command::Serve), figment).await {
+    // Connection bounds and timeouts (and Rocket's own keys), with the open-file limit raised
+    // to fit the connection bound.
+    let (figment, settled) = match stride::connections::settle(figment) {
+        Ok(settled) => settled,
+        Err(e) => {
+            eprintln!("stride: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(warning) = &settled.warning {
+        eprintln!("stride: {warning}");
+    }
+    match run(cli.command.unwrap_or(Command::Serve), figment, settled).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("stride: {message}");
@@ -57,7 +69,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, figment: rocket::figment::Figment) -> Result<(), String> {
+async fn run(
+    command: Command,
+    figment: rocket::figment::Figment,
+    settled: stride::connections::Settled,
+) -> Result<(), String> {
     let figment = match command {
         Command::Serve => figment,
         // A one-shot command prints its own outcome, not the server's launch banner.
@@ -69,14 +85,22 @@ async fn run(command: Command, figment: rocket::figment::Figment) -> Result<(), 
     match command {
         Command::Serve => {
             // Whatever the log level, say where Stride listens.
-            let announce = rocket::fairing::AdHoc::on_liftoff("announce", |rocket| {
+            let (limits, open_files) = (settled.connections, settled.open_files);
+            let announce = rocket::fairing::AdHoc::on_liftoff("announce", move |rocket| {
                 Box::pin(async move {
                     let c = rocket.config();
+                    let per_client = match limits.per_client {
+                        0 => "no bound per client".to_owned(),
+                        n => format!("{n} per client"),
+                    };
                     eprintln!(
-                        "stride {}: listening on http://{}:{}",
+                        "stride {}: listening on http://{}:{} (at most {} connections, {per_client}; \
+                         {} open files)",
                         env!("CARGO_PKG_VERSION"),
                         c.address,
-                        c.port
+                        c.port,
+                        limits.max,
+                        open_files
                     );
                 })
             });

@@ -207,6 +207,37 @@ fn bad_configuration_stops_the_start_naming_the_key() {
         ("ROCKET_METRICS", "{token=\"short\"}", "metrics.token"),
         ("ROCKET_LOG_FORMAT", "xml", "log_format"),
         ("ROCKET_LOG_FILTER", "info,=[", "log_filter"),
+        (
+            "ROCKET_KEEP_ALIVE",
+            "soon",
+            "\"soon\", expected u32 for key \"keep_alive\"",
+        ),
+        ("ROCKET_CONNECTIONS", "{max=0}", "connections.max = 0"),
+        (
+            "ROCKET_CONNECTIONS",
+            "{header_timeout=0}",
+            "connections.header_timeout = 0",
+        ),
+        (
+            "ROCKET_CONNECTIONS",
+            "{body_total=-1}",
+            "connections.body_total = -1",
+        ),
+        (
+            "ROCKET_CONNECTIONS",
+            "{write_timeout=\"long\"}",
+            "\"long\", expected f64 for key \"connections.write_timeout\"",
+        ),
+        (
+            "ROCKET_CONNECTIONS",
+            "{max_header_size=\"1 KiB\"}",
+            "connections.max_header_size = 1KiB",
+        ),
+        (
+            "ROCKET_CONNECTIONS",
+            "{header_timout=3}",
+            "unknown field: found `header_timout`",
+        ),
     ] {
         let out = run(stride(dir.path(), None).env(key, value).arg("migrate"));
         let err = String::from_utf8_lossy(&out.stderr);

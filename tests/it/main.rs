@@ -23,4 +23,5 @@ mod profile;
 mod register;
 mod robustness;
 mod sessions;
+mod slow_clients;
 mod throttle;

@@ -33,7 +33,7 @@ pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
 }
 
 /// Pixels that do not compress: a picture whose size is about its pixel count × 3.
-fn noise_png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn noise_png(width: u32, height: u32) -> Vec<u8> {
     let mut state = 0x2545_F491_u32;
     let image = RgbImage::from_fn(width, height, |_, _| {
         let mut next = || {

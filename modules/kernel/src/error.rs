@@ -23,6 +23,7 @@ pub struct ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 pub const INVALID_PAYLOAD: &str = "invalid payload";
+pub const REQUEST_TIMEOUT: &str = "error, request timeout";
 pub const INTERNAL_ERROR: &str = "error, please try again or contact the administrator";
 
 impl ApiError {
@@ -63,6 +64,18 @@ impl ApiError {
 
     pub fn payload_too_large() -> Self {
         Self::new(Status::PayloadTooLarge, "error, payload too large")
+    }
+
+    /// A body that arrived too slowly: the server's `connections.body_timeout` or `body_total`
+    /// ran out while it was read (README.md, "Connections").
+    pub fn request_timeout() -> Self {
+        Self::new(Status::RequestTimeout, REQUEST_TIMEOUT)
+    }
+
+    /// Whether a failed body read is such a timeout (Rocket's body reader says `TimedOut`,
+    /// `vendor/rocket/STRIDE-PATCH.md`).
+    pub fn is_timeout(error: &std::io::Error) -> bool {
+        error.kind() == std::io::ErrorKind::TimedOut
     }
 
     /// A failure that is ours, not the user's: logged for the operator, generic for the client.
@@ -138,6 +151,7 @@ fn json_catcher(status: Status, request: &Request<'_>) -> (Status, Json<serde_js
         403 => (status, "you do not have permissions"),
         404 => (status, "error, page not found"),
         405 => (status, "error, method not allowed"),
+        408 => (status, REQUEST_TIMEOUT),
         413 => (status, "error, payload too large"),
         415 => (status, "error, unsupported media type"),
         503 => (status, "error, service busy, please try again"),

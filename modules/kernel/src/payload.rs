@@ -32,6 +32,9 @@ impl<'r, T: DeserializeOwned> FromData<'r> for Payload<T> {
         let bytes = match data.open(limit).into_bytes().await {
             Ok(bytes) if bytes.is_complete() => bytes.into_inner(),
             Ok(_) => return data::Outcome::Error(ApiError::payload_too_large().stash(request)),
+            Err(e) if ApiError::is_timeout(&e) => {
+                return data::Outcome::Error(ApiError::request_timeout().stash(request))
+            }
             Err(_) => return data::Outcome::Error(ApiError::invalid_payload().stash(request)),
         };
         match parse(&bytes) {

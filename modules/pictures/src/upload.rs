@@ -94,6 +94,13 @@ pub async fn read(headers: &BodyHeaders, data: Data<'_>, limit: u64) -> Result<F
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             too_large(limit)
         }
+        // The body came too slowly (`connections.body_timeout`, `body_total`).
+        multer::Error::StreamReadFailed(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(ApiError::is_timeout) =>
+        {
+            ApiError::request_timeout()
+        }
         // Not multipart after all, or cut short: there is no file to speak of.
         _ => ApiError::bad_request(NO_FILE_PART),
     };
