@@ -156,6 +156,11 @@ pub fn reencode(format: Format, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
     reader.limits(limits());
     let mut decoder = reader.into_decoder().map_err(|e| refusal(&e))?;
     let (width, height) = decoder.dimensions();
+    // An image without pixels (a damaged GIF can say 0 × 4) would be stored and then served as
+    // bytes no decoder reads back.
+    if width == 0 || height == 0 {
+        return Err(Refusal::NotAnImage);
+    }
     if width > MAX_SIDE || height > MAX_SIDE {
         return Err(Refusal::TooManyPixels);
     }
@@ -167,6 +172,9 @@ pub fn reencode(format: Format, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
     let orientation = decoder.orientation().ok();
     let icc_profile = decoder.icc_profile().ok().flatten();
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| refusal(&e))?;
+    if image.width() == 0 || image.height() == 0 {
+        return Err(Refusal::NotAnImage);
+    }
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
@@ -361,6 +369,18 @@ mod properties {
             prop_assert!(reader.decode().is_ok(), "served bytes do not decode");
         }
         Ok(())
+    }
+
+    /// Found by `damaged_images`: a zero in a GIF's logical screen width or height made an
+    /// image of no pixels, accepted, then served as bytes no decoder reads.
+    #[test]
+    fn an_image_without_pixels_is_refused() {
+        for at in [6, 8] {
+            let mut bytes = sample(Format::Gif);
+            bytes[at] = 0;
+            assert_eq!(reencode(Format::Gif, &bytes), Err(Refusal::NotAnImage), "byte {at}");
+            check(Format::Gif, &bytes).expect("the property holds");
+        }
     }
 
     proptest! {
