@@ -378,7 +378,11 @@ mod properties {
         for at in [6, 8] {
             let mut bytes = sample(Format::Gif);
             bytes[at] = 0;
-            assert_eq!(reencode(Format::Gif, &bytes), Err(Refusal::NotAnImage), "byte {at}");
+            assert_eq!(
+                reencode(Format::Gif, &bytes),
+                Err(Refusal::NotAnImage),
+                "byte {at}"
+            );
             check(Format::Gif, &bytes).expect("the property holds");
         }
     }
