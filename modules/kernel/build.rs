@@ -1,4 +1,5 @@
-// sqlx::migrate! embeds the migrations at compile time: rebuild when one changes (STACK.md P3).
+// sqlx::migrate! embeds the migrations at compile time: rebuild when one changes
+// (docs/architecture.md, "Database").
 fn main() {
     println!("cargo:rerun-if-changed=../../migrations");
 }

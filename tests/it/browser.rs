@@ -12,7 +12,8 @@ use serde_json::json;
 use crate::helpers::{each_backend, figment, TestDb, PASSWORD};
 use crate::mail::{free_port, required, SmtpServer};
 
-/// chromedriver, killed when dropped (a failing test leaves no orphan, STACK.md P14).
+/// chromedriver, killed when dropped (a failing test leaves no
+/// orphan: docs/architecture.md, "Tests").
 struct Driver(Child);
 
 impl Drop for Driver {

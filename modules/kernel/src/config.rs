@@ -15,7 +15,7 @@ pub use crate::metrics::MetricsConfig;
 pub use crate::throttle::ThrottleConfig;
 
 /// The kernel's share of the configuration. Modules read their own keys; the kernel reads only
-/// what it owns (DESIGN.md §3).
+/// what it owns (docs/architecture.md, "The operating contract").
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Config {

@@ -1,8 +1,8 @@
 //! One binary, SQLite or PostgreSQL chosen at run time by `databases.main.url`.
 //!
-//! rocket_db_pools 0.2 pins sqlx 0.7, whose `Any` driver corrupts data (STACK.md §2), so the
-//! pool is sqlx 0.8's `AnyPool` behind a newtype implementing rocket_db_pools' `Pool` trait:
-//! `Connection<Db>` and `Db::fetch` work as usual.
+//! rocket_db_pools 0.2 pins sqlx 0.7, whose `Any` driver corrupts data (docs/architecture.md,
+//! "Database"), so the pool is sqlx 0.8's `AnyPool` behind a newtype implementing
+//! rocket_db_pools' `Pool` trait: `Connection<Db>` and `Db::fetch` work as usual.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,7 +42,7 @@ impl rocket_db_pools::Pool for DbPool {
         let config: rocket_db_pools::Config = figment.extract()?;
         sqlx::any::install_default_drivers();
         if let Some(path) = sqlite_path(&config.url) {
-            // SQLite creates the file but not its folder (STACK.md P4).
+            // SQLite creates the file but not its folder (docs/architecture.md, "Database").
             if let Some(parent) = Path::new(path)
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
@@ -175,8 +175,8 @@ pub async fn begin_write(pool: &AnyPool) -> Result<Transaction<'static, Any>, sq
     }
 }
 
-/// Booleans are `INTEGER` on SQLite (sqlx's `Any` cannot read SQLite `BOOLEAN`, STACK.md P2)
-/// and `BOOLEAN` on PostgreSQL: read either.
+/// Booleans are `INTEGER` on SQLite (sqlx's `Any` cannot read SQLite `BOOLEAN`:
+/// docs/architecture.md, "Database") and `BOOLEAN` on PostgreSQL: read either.
 pub fn get_bool(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     match row.try_get::<bool, _>(column) {
         Ok(value) => Ok(value),

@@ -269,15 +269,21 @@ impl Passwords {
         client: Option<IpAddr>,
         password: String,
     ) -> Result<Credentials, ApiError> {
+        // One writing transaction counts the attempt and reads the account, a second records a
+        // success: on SQLite each takes the write lock once (every statement on its own would
+        // queue for it again, and writers that find it taken sleep).
         let found = {
-            let mut conn = db.acquire().await?;
-            let counters = throttle::login_counters(&mut conn, throttling, account, client).await?;
+            let mut tx = crate::db::begin_write(db).await?;
+            let counters = throttle::login_counters(&mut tx, throttling, account, client).await?;
             if let Verdict::Refused { retry_after } =
-                throttle::take(&mut conn, throttling, &counters).await?
+                throttle::take(&mut tx, throttling, &counters).await?
             {
+                tx.commit().await?;
                 return Ok(Credentials::Throttled { retry_after });
             }
-            users::credentials(&mut conn, account).await?
+            let found = users::credentials(&mut tx, account).await?;
+            tx.commit().await?;
+            found
         };
         // Never hash an oversized input: no account can have such a password anyway.
         let acceptable = password.chars().count() <= crate::config::MAX_PASSWORD_LENGTH;
@@ -286,13 +292,14 @@ impl Passwords {
         let Some(user_id) = user_id.filter(|_| verified) else {
             return Ok(Credentials::Invalid);
         };
-        let mut conn = db.acquire().await?;
-        throttle::forget_login_failures(&mut conn, throttling, account).await?;
+        let mut tx = crate::db::begin_write(db).await?;
+        throttle::forget_login_failures(&mut tx, throttling, account).await?;
         // Of the attempt, only the client's counter remains (the account's were just forgotten):
         // it was not a failure.
         let client_counter = [throttle::Counter::LoginFailuresOfClient(client)];
-        throttle::refund(&mut conn, throttling, &client_counter).await?;
-        throttle::know_client(&mut conn, throttling, account, client).await?;
+        throttle::refund(&mut tx, throttling, &client_counter).await?;
+        throttle::know_client(&mut tx, throttling, account, client).await?;
+        tx.commit().await?;
         Ok(Credentials::Verified(user_id))
     }
 

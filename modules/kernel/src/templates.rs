@@ -71,7 +71,8 @@ impl Renderer {
             sources.push((name, source, path));
         }
         let mut env = Environment::new();
-        // Auto-escape is fixed when a template is added (STACK.md P9): set the rule first.
+        // Auto-escape is fixed when a template is added (docs/architecture.md, "Templates"):
+        // set the rule first.
         env.set_auto_escape_callback(move |name| {
             if escaped.get(name).copied().unwrap_or(false) {
                 AutoEscape::Html

@@ -19,9 +19,9 @@
 //! - narrowed tokens are parsed, vetted and run off the async workers, on the blocking pool,
 //!   a few at a time, under biscuit's own run limits as a last bound.
 //!
-//! The Ed25519 signature is most of an authenticated request's cost, so a session token
-//! exactly as minted (one block) that passed once is remembered by its SHA-256 until it
-//! expires. The session's revocation is never remembered here: the guard reads it from the
+//! The Ed25519 signature is most of an authenticated request's cost, so a token that passed
+//! once is remembered by its SHA-256 until it expires: a plain one with what it says, a narrowed
+//! one with its vetted checks, which still run for every request (they read the request). The session's revocation is never remembered here: the guard reads it from the
 //! database on every request.
 
 use std::sync::Arc;
@@ -75,12 +75,17 @@ const ROOT_KEY_NAME: &str = "biscuit_root_key";
 
 /// Plain session tokens remembered as verified (about 100 bytes each).
 const VERIFIED_CAPACITY: usize = 16_384;
+/// Narrowed tokens remembered as verified and vetted (about 2 KiB each, parsed).
+const NARROWED_CAPACITY: usize = 4_096;
 
 pub struct TokenKeys {
     keys: KeyPair,
     public: PublicKey,
     /// SHA-256 of a plain session token that passed → what it says.
     verified: Cache<[u8; 32], Claims>,
+    /// SHA-256 of a narrowed token whose signatures and blocks passed → what it says and its
+    /// checks, still to be run for every request.
+    narrowed: Cache<[u8; 32], (Claims, Arc<Narrowed>)>,
     /// Narrowed tokens judged at once on the blocking pool.
     judges: Arc<Semaphore>,
 }
@@ -115,7 +120,7 @@ impl Claims {
 #[derive(Debug)]
 pub enum Verified {
     Plain(Claims),
-    Narrowed(Claims, Box<Narrowed>),
+    Narrowed(Claims, Arc<Narrowed>),
 }
 
 /// A narrowed token whose appended blocks passed the [`NarrowingPolicy`].
@@ -147,6 +152,7 @@ impl TokenKeys {
             keys,
             public,
             verified: Cache::new(VERIFIED_CAPACITY),
+            narrowed: Cache::new(NARROWED_CAPACITY),
             judges: Arc::new(Semaphore::new(cores)),
         })
     }
@@ -211,6 +217,9 @@ impl TokenKeys {
         if let Some(claims) = self.verified.get(&digest) {
             return Ok(Verified::Plain(claims));
         }
+        if let Some((claims, narrowed)) = self.narrowed.get(&digest) {
+            return Ok(Verified::Narrowed(claims, narrowed));
+        }
         // Decoding without the signatures costs microseconds and tells how many blocks there
         // are, before any signature is checked.
         let blocks = UnverifiedBiscuit::from_base64(token)
@@ -228,17 +237,20 @@ impl TokenKeys {
             }
             n if n <= 1 + MAX_NARROWINGS => {
                 let (public, token) = (self.public, token.to_owned());
-                self.off_the_async_workers(move || {
-                    let token =
-                        Biscuit::from_base64(token, public).map_err(|_| Rejection::Invalid)?;
-                    let claims = authority_claims(&token)?;
-                    let time_checks = vet_narrowings(&token)?;
-                    Ok(Verified::Narrowed(
-                        claims,
-                        Box::new(Narrowed { token, time_checks }),
-                    ))
-                })
-                .await
+                let (claims, narrowed) = self
+                    .off_the_async_workers(move || {
+                        let token =
+                            Biscuit::from_base64(token, public).map_err(|_| Rejection::Invalid)?;
+                        let claims = authority_claims(&token)?;
+                        let time_checks = vet_narrowings(&token)?;
+                        Ok((claims, Arc::new(Narrowed { token, time_checks })))
+                    })
+                    .await?;
+                if claims.expires_at.is_some() {
+                    self.narrowed
+                        .insert(digest, (claims.clone(), Arc::clone(&narrowed)));
+                }
+                Ok(Verified::Narrowed(claims, narrowed))
             }
             _ => Err(Rejection::Invalid),
         }
@@ -247,7 +259,7 @@ impl TokenKeys {
     /// Runs a narrowed token's checks for this request, on the blocking pool.
     pub async fn authorize(
         &self,
-        narrowed: Box<Narrowed>,
+        narrowed: Arc<Narrowed>,
         facts: &RequestFacts<'_>,
     ) -> Result<(), Rejection> {
         let (operation, path, route) = (
@@ -276,7 +288,7 @@ impl TokenKeys {
 }
 
 impl Narrowed {
-    fn authorize(self, operation: &str, path: &str, route: &str) -> Result<(), Rejection> {
+    fn authorize(&self, operation: &str, path: &str, route: &str) -> Result<(), Rejection> {
         let now = SystemTime::now();
         let mut authorizer = authorizer!(
             r#"time({now}); operation({operation}); path({path}); route({route}); allow if true;"#,
@@ -565,7 +577,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn plain_tokens_are_remembered_until_they_expire_and_narrowed_ones_never() {
+    async fn tokens_are_remembered_until_they_expire_and_narrowed_ones_judged_every_time() {
         let k = keys();
         let t = k.mint(7, "s", in_secs(1)).expect("mint");
         assert!(judge(&k, &t, "read", "/").await.is_ok());
@@ -582,10 +594,14 @@ mod tests {
                 .await
                 .is_ok());
         }
-        assert_eq!(k.verified.len(), 1);
-        // Remembered, it still dies on time.
+        assert_eq!((k.verified.len(), k.narrowed.len()), (1, 1));
+        // Remembered, it still dies on time, narrowed or not.
         tokio::time::sleep(Duration::from_millis(2100)).await;
         assert_eq!(judge(&k, &t, "read", "/").await, Err(Rejection::Expired));
+        assert_eq!(
+            judge(&k, &read_only, "read", "/").await,
+            Err(Rejection::Expired)
+        );
         // Nothing that failed is remembered.
         assert_eq!(
             judge(&k, "not-a-token", "read", "/").await,

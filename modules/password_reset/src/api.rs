@@ -42,11 +42,12 @@ async fn reset_request(
         Counter::ResetRequestsOfClient(client),
     ];
     {
-        // Counted first, atomically: no burst gets more answers than the limit.
-        let mut conn = db.acquire().await?;
-        throttle::take(&mut conn, &config.throttle, &counters)
-            .await?
-            .or_too_many()?;
+        // Counted first, atomically: no burst gets more answers than the limit. Both counters
+        // in one transaction: one turn at SQLite's write lock.
+        let mut tx = kernel::db::begin_write(db).await?;
+        let verdict = throttle::take(&mut tx, &config.throttle, &counters).await?;
+        tx.commit().await?;
+        verdict.or_too_many()?;
     }
     let pool: AnyPool = (***db).clone();
     let (config, mailer) = (config.inner().clone(), mailer.inner().clone());

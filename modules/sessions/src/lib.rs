@@ -62,8 +62,10 @@ async fn login(
         Credentials::Throttled { .. } => LoginOutcome::Throttled,
     });
     let user_id = outcome.verified()?;
-    let mut conn = db.acquire().await?;
-    let token = sessions::open(&mut conn, keys, config, user_id, &agent).await?;
+    // Its two statements in one transaction: one turn at SQLite's write lock.
+    let mut tx = kernel::db::begin_write(db).await?;
+    let token = sessions::open(&mut tx, keys, config, user_id, &agent).await?;
+    tx.commit().await?;
     Ok(json!({ "status": "success", "message": "successfully logged in", "auth_token": token }))
 }
 
