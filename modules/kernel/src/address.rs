@@ -16,7 +16,7 @@
 //! 5. No label of the domain mixes scripts (UTS 39 "highly restrictive": Latin with Cyrillic
 //!    is refused, Latin with Han and Japanese kana is not), and a Cyrillic or Greek label made
 //!    only of letters that look Latin (`раураl`) is refused unless the top-level label is of the
-//!    same script.
+//!    same script and not itself made only of such letters (`рф` vouches, `һс` does not).
 //! 6. lettre, which the courier sends with, must take the address as it is stored and as it is
 //!    delivered.
 
@@ -106,12 +106,14 @@ pub fn parse(raw: &str) -> Result<Parsed, Refusal> {
     if !top_ok {
         return Err(Refusal::TopLevel);
     }
-    let top_script = single_script(unicode_top);
+    // A top-level label of that script vouches for the others, unless it is itself all
+    // look-alikes (`һс` reads as `hc`).
+    let top_script = single_script(unicode_top).filter(|_| !looks_latin(unicode_top));
     for label in &unicode_labels {
         if !highly_restrictive(label) {
             return Err(Refusal::MixedScripts);
         }
-        if looks_latin(label) && top_script != single_script(label) {
+        if looks_latin(label) && (top_script.is_none() || top_script != single_script(label)) {
             return Err(Refusal::LookAlike);
         }
     }
@@ -455,6 +457,10 @@ mod tests {
             ("sam@ехаmрlе.com", Refusal::MixedScripts),
             ("sam@ехре.com", Refusal::LookAlike),
             ("sam@οικο.com", Refusal::LookAlike),
+            // A top-level label of look-alikes vouches for nothing, itself included (found by
+            // the look-alike property: `aa.һс` read as `aa.hc`).
+            ("aa0@aa.һс", Refusal::LookAlike),
+            ("sam@рауа.һс", Refusal::LookAlike),
             // Cyrillic in the local part is not ASCII.
             ("sаm@example.com", Refusal::LocalPart),
         ] {
