@@ -40,21 +40,53 @@ const QUEUE_PER_WORKER: usize = 64;
 type Job = Box<dyn FnOnce() + Send>;
 
 /// How a credentials check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a verified sign-in is recorded with SignIn::record"]
 pub enum Credentials {
-    /// The password is the account's: its id.
-    Verified(i64),
+    /// The password is the account's; [`SignIn::record`] records the success in the caller's
+    /// transaction.
+    Verified(SignIn),
     /// Unknown address or wrong password: one answer for both.
     Invalid,
     /// Refused before any hashing: a limit is reached.
     Throttled { retry_after: u64 },
 }
 
+/// A password that matched, whose success is still to be recorded: the attempt given back, the
+/// account's failures forgotten, the client remembered as one of its own. Recorded in the
+/// transaction of what the success leads to (the new session), so that a login takes SQLite's
+/// write lock twice in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignIn {
+    pub user_id: i64,
+    account: String,
+    client: Option<IpAddr>,
+    record_client: bool,
+}
+
+impl SignIn {
+    pub async fn record(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        throttling: &ThrottleConfig,
+    ) -> Result<(), sqlx::Error> {
+        throttle::forget_login_failures(conn, throttling, &self.account).await?;
+        // Of the attempt, only the client's counter remains (the account's were just
+        // forgotten): it was not a failure.
+        let client_counter = [throttle::Counter::LoginFailuresOfClient(self.client)];
+        throttle::refund(conn, throttling, &client_counter).await?;
+        if self.record_client {
+            throttle::know_client(conn, throttling, &self.account, self.client).await?;
+        }
+        Ok(())
+    }
+}
+
 impl Credentials {
-    /// The account id, or FitTrackee's 401 "invalid credentials", or a 429.
-    pub fn verified(self) -> Result<i64, ApiError> {
+    /// The sign-in, or FitTrackee's 401 "invalid credentials", or a 429.
+    pub fn verified(self) -> Result<SignIn, ApiError> {
         match self {
-            Credentials::Verified(id) => Ok(id),
+            Credentials::Verified(sign_in) => Ok(sign_in),
             Credentials::Invalid => {
                 Err(ApiError::unauthorized(crate::sessions::INVALID_CREDENTIALS))
             }
@@ -259,8 +291,7 @@ impl Passwords {
     /// The attempt is counted first ([`throttle::take`]), atomically, and refused past any
     /// limit before anything is hashed, so a burst of concurrent guesses gets no more answers
     /// than the limit. An unknown address costs the same argon2 work as a wrong password; both
-    /// stay counted as failures. A match gives the attempt back, forgets the account's
-    /// failures and remembers `client` as one of the account's own.
+    /// stay counted as failures. A match is a [`SignIn`], which the caller records.
     pub async fn check_credentials(
         &self,
         db: &Db,
@@ -269,21 +300,21 @@ impl Passwords {
         client: Option<IpAddr>,
         password: String,
     ) -> Result<Credentials, ApiError> {
-        // One writing transaction counts the attempt and reads the account, a second records a
-        // success: on SQLite each takes the write lock once (every statement on its own would
-        // queue for it again, and writers that find it taken sleep).
-        let found = {
+        // One writing transaction counts the attempt and reads the account; the caller records a
+        // success in its own. On SQLite each takes the write lock once (every statement on its
+        // own would queue for it again, and a writer that finds it taken sleeps).
+        let (found, record_client) = {
             let mut tx = crate::db::begin_write(db).await?;
-            let counters = throttle::login_counters(&mut tx, throttling, account, client).await?;
+            let attempt = throttle::login_attempt(&mut tx, throttling, account, client).await?;
             if let Verdict::Refused { retry_after } =
-                throttle::take(&mut tx, throttling, &counters).await?
+                throttle::take(&mut tx, throttling, &attempt.counters).await?
             {
                 tx.commit().await?;
                 return Ok(Credentials::Throttled { retry_after });
             }
             let found = users::credentials(&mut tx, account).await?;
             tx.commit().await?;
-            found
+            (found, attempt.record_client)
         };
         // Never hash an oversized input: no account can have such a password anyway.
         let acceptable = password.chars().count() <= crate::config::MAX_PASSWORD_LENGTH;
@@ -292,15 +323,12 @@ impl Passwords {
         let Some(user_id) = user_id.filter(|_| verified) else {
             return Ok(Credentials::Invalid);
         };
-        let mut tx = crate::db::begin_write(db).await?;
-        throttle::forget_login_failures(&mut tx, throttling, account).await?;
-        // Of the attempt, only the client's counter remains (the account's were just forgotten):
-        // it was not a failure.
-        let client_counter = [throttle::Counter::LoginFailuresOfClient(client)];
-        throttle::refund(&mut tx, throttling, &client_counter).await?;
-        throttle::know_client(&mut tx, throttling, account, client).await?;
-        tx.commit().await?;
-        Ok(Credentials::Verified(user_id))
+        Ok(Credentials::Verified(SignIn {
+            user_id,
+            account: account.to_owned(),
+            client,
+            record_client,
+        }))
     }
 
     /// True when `password` matches `stored`. With no stored hash (unknown account) it spends

@@ -310,30 +310,51 @@ pub async fn know_client(
     Ok(())
 }
 
-/// The counters a login attempt of `account` from `client` takes.
-pub async fn login_counters<'a>(
+/// A login attempt of `account` from `client`: the counters it takes, and whether a success
+/// should (re)record the client as known.
+pub struct LoginAttempt<'a> {
+    pub counters: Vec<Counter<'a>>,
+    /// The client is not known, or was last recorded more than a day ago: a success records it.
+    /// (Recording it on every login would be one more write per login for nothing.)
+    pub record_client: bool,
+}
+
+/// Seconds before a known client's record is refreshed by a successful login.
+const KNOWN_CLIENT_REFRESH: i64 = 24 * 60 * 60;
+
+/// The counters a login attempt of `account` from `client` takes: always per account and client
+/// and per client, and per account when the client is not one of the account's own.
+pub async fn login_attempt<'a>(
     conn: &mut AnyConnection,
     config: &ThrottleConfig,
     account: &'a str,
     client: Option<IpAddr>,
-) -> Result<Vec<Counter<'a>>, sqlx::Error> {
+) -> Result<LoginAttempt<'a>, sqlx::Error> {
     let mut counters = vec![
         Counter::LoginFailuresOfAccountFromClient(account, client),
         Counter::LoginFailuresOfClient(client),
     ];
-    if config.enabled {
-        let known =
-            sqlx::query("SELECT 1 AS known FROM known_clients WHERE key = $1 AND seen_at > $2")
-                .bind(known_client_key(account, client))
-                .bind(now().saturating_sub(config.known_client_seconds()))
-                .fetch_optional(&mut *conn)
-                .await?
-                .is_some();
-        if !known {
-            counters.push(Counter::LoginFailuresOfAccount(account));
-        }
+    if !config.enabled {
+        return Ok(LoginAttempt {
+            counters,
+            record_client: false,
+        });
     }
-    Ok(counters)
+    let seen_at: Option<i64> = sqlx::query("SELECT seen_at FROM known_clients WHERE key = $1")
+        .bind(known_client_key(account, client))
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|row| row.try_get("seen_at"))
+        .transpose()?;
+    let now = now();
+    let known = seen_at.is_some_and(|at| at > now.saturating_sub(config.known_client_seconds()));
+    if !known {
+        counters.push(Counter::LoginFailuresOfAccount(account));
+    }
+    Ok(LoginAttempt {
+        counters,
+        record_client: seen_at.is_none_or(|at| now.saturating_sub(at) > KNOWN_CLIENT_REFRESH),
+    })
 }
 
 /// Now and then, forget counters and known clients whose time has passed.

@@ -202,11 +202,14 @@ async fn confirm_current(
         None => return Ok(()),
     };
     let account = validate::email_key(&auth.user.email);
-    passwords
+    let sign_in = passwords
         .check_credentials(db, &config.throttle, &account, client, current)
         .await?
-        .verified()
-        .map(|_| ())
+        .verified()?;
+    let mut tx = kernel::db::begin_write(db).await?;
+    sign_in.record(&mut tx, &config.throttle).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 const CURRENT_MISSING: &str = "current password is missing";

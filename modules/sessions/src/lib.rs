@@ -61,10 +61,11 @@ async fn login(
         Credentials::Invalid => LoginOutcome::Failed,
         Credentials::Throttled { .. } => LoginOutcome::Throttled,
     });
-    let user_id = outcome.verified()?;
-    // Its two statements in one transaction: one turn at SQLite's write lock.
+    let sign_in = outcome.verified()?;
+    // The success and the new session in one transaction: one turn at SQLite's write lock.
     let mut tx = kernel::db::begin_write(db).await?;
-    let token = sessions::open(&mut tx, keys, config, user_id, &agent).await?;
+    sign_in.record(&mut tx, &config.throttle).await?;
+    let token = sessions::open(&mut tx, keys, config, sign_in.user_id, &agent).await?;
     tx.commit().await?;
     Ok(json!({ "status": "success", "message": "successfully logged in", "auth_token": token }))
 }
