@@ -15,7 +15,8 @@
 //! - an appended block may hold only checks ([`NarrowingPolicy`]): no facts, no rules, no
 //!   scopes, no third-party signature, a few checks over the request facts with small
 //!   expressions, no regular expressions or closures. Evaluating such checks joins a handful of
-//!   facts a few ways: microseconds;
+//!   facts a few ways: microseconds for an ordinary narrowing, under a millisecond for the
+//!   costliest the policy allows (BENCHMARKS.md);
 //! - narrowed tokens are parsed, vetted and run off the async workers, on the blocking pool,
 //!   a few at a time, under biscuit's own run limits as a last bound.
 //!
