@@ -257,7 +257,7 @@ fn single_script(label: &str) -> Option<Script> {
 /// Cyrillic and Greek lower-case letters that pass for Latin ones (from Unicode's
 /// confusables.txt, the ones browsers check domain names against).
 const LATIN_LOOK_ALIKES: &str = "аеёіїјорсуухѕһӏԁԛԝԍҽѵѡъьгпкмнтвюүӧӱ\
-                                 αοριυνκτχεηγωϲϳ";
+                                 αοριυνκτχεηγωϲϳς";
 
 /// A label wholly of Cyrillic or Greek letters that each look Latin: `раураl`, `ехатрlе`.
 fn looks_latin(label: &str) -> bool {
@@ -460,6 +460,9 @@ mod tests {
             // A top-level label of look-alikes vouches for nothing, itself included (found by
             // the look-alike property: `aa.һс` read as `aa.hc`).
             ("aa0@aa.һс", Refusal::LookAlike),
+            // The lunate sigma `ϲ` (a `c`) folds to the final sigma `ς` under NFKC: found by
+            // the same property.
+            ("sam@0-0ϲ0.com", Refusal::LookAlike),
             ("sam@рауа.һс", Refusal::LookAlike),
             // Cyrillic in the local part is not ASCII.
             ("sаm@example.com", Refusal::LocalPart),
