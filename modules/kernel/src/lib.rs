@@ -16,7 +16,6 @@ pub mod error;
 pub mod health;
 pub mod language;
 pub mod mail;
-pub mod method;
 pub mod metrics;
 pub mod openapi;
 pub mod passwords;
@@ -65,7 +64,6 @@ pub fn stage() -> AdHoc {
         let rocket = rocket
             .attach(shield)
             .attach(requests::Requests)
-            .attach(method::NoMethodOverride)
             .attach(Db::init())
             .attach(rocket_dyn_templates::Template::fairing())
             .attach(AdHoc::try_on_ignite("Stride kernel state", prepare))

@@ -24,7 +24,6 @@ use hyper_util::server::conn::auto::Builder;
 use crate::http::hyper::server::conn::http1::Builder;
 
 use crate::{route, Rocket, Orbit, Request, Response, Data, Config};
-use crate::form::Form;
 use crate::outcome::Outcome;
 use crate::error::{Error, ErrorKind};
 use crate::ext::{AsyncReadExt, CancellableListener};
@@ -257,7 +256,6 @@ impl Rocket<Orbit> {
 
     /// Preprocess the request for Rocket things. Currently, this means:
     ///
-    ///   * Rewriting the method in the request if _method form field exists.
     ///   * Run the request fairings.
     ///
     /// Keep this in-sync with derive_form when preprocessing form fields.
@@ -266,22 +264,8 @@ impl Rocket<Orbit> {
         req: &mut Request<'_>,
         data: &mut Data<'_>
     ) -> RequestToken {
-        // Check if this is a form and if the form contains the special _method
-        // field which we use to reinterpret the request's method.
-        let (min_len, max_len) = ("_method=get".len(), "_method=delete".len());
-        let peek_buffer = data.peek(max_len).await;
-        let is_form = req.content_type().map_or(false, |ct| ct.is_form());
-
-        if is_form && req.method() == Method::Post && peek_buffer.len() >= min_len {
-            let method = std::str::from_utf8(peek_buffer).ok()
-                .and_then(|raw_form| Form::values(raw_form).next())
-                .filter(|field| field.name == "_method")
-                .and_then(|field| field.value.parse().ok());
-
-            if let Some(method) = method {
-                req._set_method(method);
-            }
-        }
+        // STRIDE: no `_method` form field rewrites the method: a POST stays a POST (a
+        // browser form, sent from any site, would otherwise reach routes a form cannot name).
 
         // Run request fairings.
         self.fairings.handle_request(req, data).await;
