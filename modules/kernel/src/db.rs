@@ -4,7 +4,9 @@
 //! "Database"), so the pool is sqlx 0.8's `AnyPool` behind a newtype implementing
 //! rocket_db_pools' `Pool` trait: `Connection<Db>` and `Db::fetch` work as usual.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rocket::figment::Figment;
@@ -12,7 +14,7 @@ use rocket_db_pools::Database;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Executor as _, Row, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor as _, Row, Transaction};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/stride.db?mode=rwc";
 
@@ -167,11 +169,68 @@ pub fn embedded_migrations(backend: Backend) -> impl Iterator<Item = i64> {
 /// Begins a transaction that will write. On SQLite it takes the write lock at once
 /// (`BEGIN IMMEDIATE`): a transaction that reads and then writes would otherwise fail with
 /// SQLITE_BUSY, without waiting, whenever another connection wrote in between.
-pub async fn begin_write(pool: &AnyPool) -> Result<Transaction<'static, Any>, sqlx::Error> {
-    if pool.connect_options().database_url.scheme() == "sqlite" {
-        pool.begin_with("BEGIN IMMEDIATE").await
+///
+/// **One writer at a time, queued in the process.** SQLite lets one transaction write at a time;
+/// a connection that finds the lock taken sleeps in SQLite's busy handler (1, 2, 5, 10 … ms)
+/// and tries again, so under load writers slept far longer than any of them held the lock
+/// (docs/architecture.md, "Database"). Writing transactions of this process on one SQLite file
+/// therefore wait their turn on an async mutex first, and the next one starts the moment the
+/// last commits or rolls back. The turn is taken before the connection, so a waiter holds no
+/// pooled connection. Other processes sharing the file, and single statements outside
+/// transactions, still meet the lock in SQLite's busy handler, as before. On PostgreSQL rows
+/// are locked, not the database: no queue.
+pub async fn begin_write(pool: &AnyPool) -> Result<WriteTx, sqlx::Error> {
+    let url = &pool.connect_options().database_url;
+    if url.scheme() == "sqlite" {
+        let turn = writer_queue(url.as_str()).lock_owned().await;
+        let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx {
+            tx,
+            _turn: Some(turn),
+        })
     } else {
-        pool.begin().await
+        Ok(WriteTx {
+            tx: pool.begin().await?,
+            _turn: None,
+        })
+    }
+}
+
+/// The queue of writing transactions on one SQLite database, by its URL.
+fn writer_queue(url: &str) -> Arc<tokio::sync::Mutex<()>> {
+    static QUEUES: OnceLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
+        OnceLock::new();
+    let mut queues = QUEUES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    queues.entry(url.to_owned()).or_default().clone()
+}
+
+/// A writing transaction ([`begin_write`]): use it as a connection, then [`WriteTx::commit`].
+/// Dropped without a commit, it rolls back, and gives its turn to the next writer.
+pub struct WriteTx {
+    // Declared first, dropped first: the rollback is queued before the turn passes on.
+    tx: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
     }
 }
 
@@ -198,7 +257,70 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_path;
+    use super::{begin_write, sqlite_path};
+    use sqlx::any::AnyPoolOptions;
+    use std::time::Duration;
+
+    async fn sqlite_pool(name: &str) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let path = std::env::temp_dir().join(format!("stride-{name}-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        AnyPoolOptions::new()
+            .max_connections(4)
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("pool")
+    }
+
+    /// A second writer waits for its turn in the process, holding no pooled connection, and
+    /// starts as soon as the first commits; a dropped transaction hands its turn on too.
+    #[tokio::test]
+    async fn sqlite_writers_queue_in_the_process() {
+        let pool = sqlite_pool("queue").await;
+        sqlx::query("CREATE TABLE t (n INTEGER)")
+            .execute(&pool)
+            .await
+            .expect("table");
+        let mut first = begin_write(&pool).await.expect("first");
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut *first)
+            .await
+            .expect("insert");
+        let second = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                let mut tx = begin_write(&pool).await.expect("second");
+                sqlx::query("INSERT INTO t VALUES (2)")
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert");
+                tx.commit().await.expect("commit");
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!second.is_finished(), "the second writer did not wait");
+        // Without the queue the waiter would hold a second connection, asleep in SQLite's busy
+        // handler.
+        let in_use = pool.size() - u32::try_from(pool.num_idle()).expect("idle");
+        assert_eq!(in_use, 1, "a waiting writer holds a connection");
+        first.commit().await.expect("commit");
+        tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the second writer started when the first committed")
+            .expect("second writer");
+
+        let dropped = begin_write(&pool).await.expect("dropped");
+        drop(dropped);
+        let mut third = tokio::time::timeout(Duration::from_secs(5), begin_write(&pool))
+            .await
+            .expect("a dropped transaction gave its turn back")
+            .expect("third");
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *third)
+            .await
+            .expect("count");
+        assert_eq!(rows, 2);
+    }
 
     #[test]
     fn sqlite_paths() {

@@ -300,22 +300,23 @@ impl Passwords {
         client: Option<IpAddr>,
         password: String,
     ) -> Result<Credentials, ApiError> {
-        // One writing transaction counts the attempt and reads the account; the caller records a
-        // success in its own. On SQLite each takes the write lock once (every statement on its
-        // own would queue for it again, and a writer that finds it taken sleeps).
-        let (found, record_client) = {
+        // The reads first, outside any writer's turn; then one writing transaction counts the
+        // attempt (on SQLite, one turn at the write lock: db::begin_write). The caller records a
+        // success in its own.
+        let (attempt, found) = {
+            let mut conn = db.acquire().await?;
+            let attempt = throttle::login_attempt(&mut conn, throttling, account, client).await?;
+            (attempt, users::credentials(&mut conn, account).await?)
+        };
+        let record_client = attempt.record_client;
+        {
             let mut tx = crate::db::begin_write(db).await?;
-            let attempt = throttle::login_attempt(&mut tx, throttling, account, client).await?;
-            if let Verdict::Refused { retry_after } =
-                throttle::take(&mut tx, throttling, &attempt.counters).await?
-            {
-                tx.commit().await?;
+            let verdict = throttle::take(&mut tx, throttling, &attempt.counters).await?;
+            tx.commit().await?;
+            if let Verdict::Refused { retry_after } = verdict {
                 return Ok(Credentials::Throttled { retry_after });
             }
-            let found = users::credentials(&mut tx, account).await?;
-            tx.commit().await?;
-            (found, attempt.record_client)
-        };
+        }
         // Never hash an oversized input: no account can have such a password anyway.
         let acceptable = password.chars().count() <= crate::config::MAX_PASSWORD_LENGTH;
         let (user_id, hash) = found.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
