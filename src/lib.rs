@@ -1,5 +1,7 @@
-//! Composition: the kernel, then one fairing per module. Removing a module is deleting its
-//! folder and its line here.
+//! Composition: the kernel, then one fairing per module. Each module is a cargo feature named
+//! as its folder under `modules/` (all on by default): `cargo build --no-default-features
+//! --features sessions,profile` leaves the others out of the binary. At run time each is
+//! switched by `modules.<name>` (docs/modules.md).
 
 pub mod connections;
 pub mod logging;
@@ -45,11 +47,35 @@ fn default_template_dir() -> String {
 
 /// The whole server, from a figment (tests pass their own).
 pub fn build(figment: Figment) -> Rocket<Build> {
-    rocket::custom(figment)
-        .attach(kernel::stage())
-        .attach(registration::stage())
-        .attach(sessions::stage())
-        .attach(profile::stage())
-        .attach(password_reset::stage())
-        .attach(pictures::stage())
+    let rocket = rocket::custom(figment).attach(kernel::stage());
+    #[cfg(feature = "registration")]
+    let rocket = rocket.attach(registration::stage());
+    #[cfg(feature = "sessions")]
+    let rocket = rocket.attach(sessions::stage());
+    #[cfg(feature = "profile")]
+    let rocket = rocket.attach(profile::stage());
+    #[cfg(feature = "password_reset")]
+    let rocket = rocket.attach(password_reset::stage());
+    #[cfg(feature = "pictures")]
+    let rocket = rocket.attach(pictures::stage());
+    rocket
+}
+
+/// Judges the whole configuration before anything starts: the kernel's keys, then every
+/// built-in module's section (switched on or not, so that turning one on later cannot meet a
+/// bad key). The first error names its key.
+pub fn check_config(figment: &Figment) -> Result<(), kernel::config::ConfigError> {
+    use kernel::config::section;
+    kernel::Config::from_figment(figment)?;
+    #[cfg(feature = "registration")]
+    section::<registration::RegistrationConfig>(figment)?;
+    #[cfg(feature = "sessions")]
+    section::<sessions::SessionsConfig>(figment)?;
+    #[cfg(feature = "profile")]
+    section::<profile::ProfileConfig>(figment)?;
+    #[cfg(feature = "password_reset")]
+    section::<password_reset::PasswordResetConfig>(figment)?;
+    #[cfg(feature = "pictures")]
+    section::<pictures::PicturesConfig>(figment)?;
+    Ok(())
 }

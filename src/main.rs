@@ -19,6 +19,9 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Check the configuration (the kernel's keys and every module's section) and exit: 0 when
+    /// it would start, 2 with the key at fault when it would not.
+    CheckConfig,
     /// Manage users.
     Users {
         #[command(subcommand)]
@@ -40,7 +43,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let figment = stride::figment();
     // Refuse a bad configuration up front, with the key at fault, before anything starts.
-    if let Err(e) = kernel::Config::from_figment(&figment) {
+    if let Err(e) = stride::check_config(&figment) {
         eprintln!("stride: {e}");
         return ExitCode::from(2);
     }
@@ -59,6 +62,10 @@ async fn main() -> ExitCode {
     };
     if let Some(warning) = &settled.warning {
         eprintln!("stride: {warning}");
+    }
+    if matches!(cli.command, Some(Command::CheckConfig)) {
+        eprintln!("stride: the configuration is valid");
+        return ExitCode::SUCCESS;
     }
     match run(cli.command.unwrap_or(Command::Serve), figment, settled).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,6 +123,7 @@ async fn run(
             }
             eprintln!("stride: stopped");
         }
+        Command::CheckConfig => {}
         Command::Migrate => {
             // Igniting attaches the pool and runs the migrations, without binding a port.
             rocket.ignite().await.map_err(|e| e.to_string())?;

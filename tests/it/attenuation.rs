@@ -55,6 +55,7 @@ async fn assert_cannot_manage_sessions(app: &TestApp, narrowed: &str) {
 }
 
 each_backend! {
+    #[cfg(feature = "pictures")] // uses the pictures module
     async fn a_read_only_token_reads_but_cannot_write(backend) {
         let app = TestApp::new(&backend).await;
         let token = app.register("sam").await;

@@ -249,12 +249,97 @@ fn bad_configuration_stops_the_start_naming_the_key() {
     }
 }
 
+/// Each module's own section is judged before anything starts, by `check-config` and by every
+/// other command, switched on or not, and an error names the key (and the value when its type
+/// is wrong). The keys that moved into a module's section are refused where they were.
+#[test]
+fn module_sections_are_checked_up_front_naming_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (key, value, named) in [
+        (
+            "ROCKET_PICTURES",
+            "{max_size=0}",
+            "pictures.max_size: must be at least 1 byte (got 0)",
+        ),
+        (
+            "ROCKET_PICTURES",
+            "{max_size=\"big\"}",
+            "found string \"big\", expected u64 for key \"pictures.max_size\"",
+        ),
+        (
+            "ROCKET_PASSWORD_RESET",
+            "{token_ttl=0}",
+            "password_reset.token_ttl",
+        ),
+        (
+            "ROCKET_PASSWORD_RESET",
+            "{requests_per_client=-1}",
+            "password_reset.requests_per_client: must be at least 1 (got -1)",
+        ),
+        (
+            "ROCKET_REGISTRATION",
+            "{per_client=0}",
+            "registration.per_client",
+        ),
+        (
+            "ROCKET_REGISTRATION",
+            "{per_clients=3}",
+            "found `per_clients`",
+        ),
+        (
+            "ROCKET_PROFILE_EDIT",
+            "{require_current_password=\"yes\"}",
+            "\"profile_edit.require_current_password\"",
+        ),
+        ("ROCKET_SESSIONS", "{ttl=60}", "found `ttl`"),
+        // Moved: the old keys stop the start, named, instead of being silently ignored.
+        ("ROCKET_TOKENS", "{reset_ttl=60}", "found `reset_ttl`"),
+        (
+            "ROCKET_PASSWORDS",
+            "{require_current=true}",
+            "found `require_current`",
+        ),
+        (
+            "ROCKET_THROTTLE",
+            "{registrations_per_client=3}",
+            "found `registrations_per_client`",
+        ),
+        (
+            "ROCKET_THROTTLE",
+            "{reset_requests_per_account=3}",
+            "found `reset_requests_per_account`",
+        ),
+    ] {
+        for (command, switch) in [("check-config", None), ("migrate", Some("{pictures=false,password_reset=false,registration=false,profile=false,sessions=false}"))] {
+            let mut cmd = stride(dir.path(), None);
+            cmd.env(key, value).arg(command);
+            if let Some(switch) = switch {
+                cmd.env("ROCKET_MODULES", switch);
+            }
+            let out = run(&mut cmd);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} with {key}={value}: {err}");
+            assert!(err.to_lowercase().contains(&named.to_lowercase()), "{command} with {key}={value}: {err}");
+        }
+    }
+    let out = run(stride(dir.path(), None)
+        .env("ROCKET_PROFILE_EDIT", "{require_current_password=true}")
+        .arg("check-config"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the configuration is valid"));
+}
+
 #[test]
 fn help_for_every_command() {
     for args in [
         vec!["--help"],
         vec!["serve", "--help"],
         vec!["migrate", "--help"],
+        vec!["check-config", "--help"],
         vec!["users", "set-admin", "--help"],
     ] {
         let out = Command::new(BIN).args(&args).output().expect("runs");
@@ -300,7 +385,7 @@ async fn migrate_then_serve_on_postgres() {
 }
 
 /// Resident memory of a process in bytes: (now, peak since the last reset).
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "pictures"))]
 fn memory(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
     let field = |name: &str| {
@@ -318,6 +403,7 @@ fn memory(pid: u32) -> (u64, u64) {
 /// from a reader, 64 KiB at a time (nothing of that size is ever in the test's memory either),
 /// reading the answer concurrently, as the server may answer and close before the body ends.
 /// Returns the raw answer and how many body bytes the server took before it stopped reading.
+#[cfg(feature = "pictures")]
 fn stream_upload(server: &Server, token: &str, size: u64, chunked: bool) -> (String, u64) {
     use std::io::Write;
     use std::net::{Shutdown, TcpStream};
@@ -396,6 +482,7 @@ fn stream_upload(server: &Server, token: &str, size: u64, chunked: bool) -> (Str
 }
 
 #[cfg(target_os = "linux")]
+#[cfg(feature = "pictures")] // uses the pictures module
 #[test]
 fn a_200_mb_picture_is_refused_while_it_streams() {
     const SIZE: u64 = 200 * 1024 * 1024;

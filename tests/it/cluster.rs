@@ -712,7 +712,7 @@ pub fn registration_race(urls: &[String], attempts: usize) {
         "exactly one registration wins: {answers:?}"
     );
     // A loser is told the user exists, or, when the burst from this one client is larger
-    // than `throttle.registrations_per_client`, that it must wait: attempts in flight count.
+    // than `registration.per_client`, that it must wait: attempts in flight count.
     for (base, _, status, body) in &losers {
         let answer = (*status, body["message"].as_str());
         assert!(

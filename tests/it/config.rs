@@ -18,6 +18,7 @@ each_backend! {
         assert_eq!(app.get("/api/ping", None).await.body, json!({"status": "success", "message": "pong!"}));
     }
 
+    #[cfg(feature = "pictures")] // uses the pictures module
     async fn initial_file_size_comes_from_configuration(backend) {
         let app = TestApp::with(&backend, |f| f.merge(("pictures.max_size", 2048))).await;
         assert_eq!(app.get("/api/config", None).await.body["data"]["max_single_file_size"], 2048);
@@ -74,4 +75,38 @@ each_backend! {
 /// The same database as `app`, for a second server on it (the first keeps ownership).
 fn reuse(app: &TestApp) -> crate::helpers::TestDb {
     crate::helpers::TestDb::shared(&app.db)
+}
+
+each_backend! {
+    // In-process too: a module's fairing reads its own section and a bad value stops the
+    // ignition, whoever builds the server (the binary checks everything first; a test or an
+    // embedding program goes straight to Rocket).
+    async fn a_bad_module_section_stops_the_ignition(backend) {
+        let db = crate::helpers::TestDb::new(&backend).await;
+        for (key, value) in [
+            ("registration.per_client", json!(0)),
+            ("password_reset.token_ttl", json!("soon")),
+            ("sessions.unknown", json!(1)),
+        ] {
+            let figment = crate::helpers::figment(&db).merge((key, value.clone()));
+            let Err(error) = stride::build(figment).ignite().await else {
+                panic!("{key} = {value} was accepted");
+            };
+            // (A Rocket error must be looked at, or it panics when dropped.)
+            let rocket::error::ErrorKind::FailedFairings(failed) = error.kind() else {
+                panic!("{key} = {value}: {error}");
+            };
+            // The fairing that failed is the module's own, named as the module.
+            let module = key.split('.').next().expect("a section");
+            assert!(failed.iter().any(|f| f.name == module), "{key} = {value}: {failed:?}");
+        }
+        // Switched off, a module still owns its section: the binary's check refuses it.
+        if cfg!(feature = "pictures") {
+            let figment = crate::helpers::figment(&db)
+                .merge(("modules.pictures", false))
+                .merge(("pictures.max_size", 0));
+            let error = stride::check_config(&figment).expect_err("refused").to_string();
+            assert!(error.contains("pictures.max_size"), "{error}");
+        }
+    }
 }

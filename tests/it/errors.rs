@@ -24,6 +24,7 @@ each_backend! {
 
     // PostgreSQL refuses text holding a NUL character: such input is a 400 (a 404 for a name in
     // a path) on both backends, never a 500 on one of them.
+    #[cfg(feature = "pictures")] // uses the pictures module
     async fn nul_characters_are_refused(backend) {
         let app = TestApp::new(&backend).await;
         let token = app.admin("sam").await;

@@ -31,7 +31,8 @@ impl Backend {
 /// Runs each test once on SQLite and once on PostgreSQL (when `STRIDE_TEST_POSTGRES_URL` is
 /// set; CI sets it). The body gets the backend as `$backend`.
 macro_rules! each_backend {
-    ($(async fn $name:ident($backend:ident) $body:block)*) => {$(
+    ($($(#[$meta:meta])* async fn $name:ident($backend:ident) $body:block)*) => {$(
+        $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -475,6 +476,7 @@ impl TestApp {
     }
 
     /// `GET /api/users/<username>/picture`, with extra request headers.
+    #[cfg(feature = "pictures")]
     pub async fn picture(&self, username: &str, headers: &[(&str, &str)]) -> RawReply {
         self.raw(
             "GET",

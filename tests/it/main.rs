@@ -6,6 +6,7 @@ mod mail;
 
 mod addresses;
 mod attenuation;
+mod boundaries;
 mod browser;
 mod cli;
 mod cluster;
@@ -18,6 +19,7 @@ mod logs;
 mod openapi;
 mod ops;
 mod password_reset;
+#[cfg(feature = "pictures")]
 mod pictures;
 mod profile;
 mod register;

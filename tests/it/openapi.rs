@@ -7,11 +7,17 @@ use serde_json::Value;
 
 use crate::helpers::{each_backend, TestApp};
 
-const MODULES: [&str; 5] = [
+/// The modules built into this binary (each is a cargo feature, on by default).
+const MODULES: &[&str] = &[
+    #[cfg(feature = "registration")]
     "registration",
+    #[cfg(feature = "sessions")]
     "sessions",
+    #[cfg(feature = "profile")]
     "profile",
+    #[cfg(feature = "pictures")]
     "pictures",
+    #[cfg(feature = "password_reset")]
     "password_reset",
 ];
 
@@ -199,7 +205,7 @@ each_backend! {
         assert_same_operations(&app, &doc);
         assert_same_query_parameters(&app, &doc);
         // Every module is on by default, so every one of them is described.
-        for tag in MODULES.map(|m| m.replace('_', " ")) {
+        for tag in MODULES.iter().map(|m| m.replace('_', " ")) {
             assert!(operations(&doc).any(|(_, op)| op["tags"][0] == tag.as_str()), "{tag}");
         }
     }
@@ -214,7 +220,7 @@ each_backend! {
             let tag = module.replace('_', " ");
             let left: Vec<_> =
                 operations(&doc).filter(|(_, op)| op["tags"][0] == tag.as_str()).collect();
-            if module == "registration" {
+            if *module == "registration" {
                 // Registration off still answers, with its 403 and only that.
                 let [((method, path), operation)] = &left[..] else { panic!("{left:?}") };
                 assert_eq!((method.as_str(), path.as_str()), ("post", "/api/auth/register"));

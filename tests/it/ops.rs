@@ -1,5 +1,9 @@
 //! Operations: the probes, request ids, the metrics, and a graceful shutdown of the real binary.
 
+// Built without the pictures module, the tests that need it are left out, and with them the
+// only users of some imports and helpers.
+#![cfg_attr(not(feature = "pictures"), allow(unused_imports, dead_code))]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -77,6 +81,7 @@ each_backend! {
         }
     }
 
+    #[cfg(feature = "pictures")] // uses the pictures module
     async fn metrics_follow_a_flow(backend) {
         let Some(smtp) = SmtpServer::start() else { return };
         let url = smtp.url();
@@ -213,6 +218,7 @@ fn exit_within(server: &mut Server, limit: Duration) -> ExitStatus {
 
 /// SIGTERM while a request is in flight: the request gets its whole answer (it needs the
 /// database after the signal), and the process exits 0 soon after.
+#[cfg(feature = "pictures")] // uses the pictures module
 #[test]
 fn sigterm_drains_the_request_in_flight_then_exits_cleanly() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -163,7 +163,7 @@ each_backend! {
     async fn tokens_expire_and_die_with_a_password_change(backend) {
         let Some(smtp) = SmtpServer::start() else { return };
         let url = smtp.url();
-        let app = TestApp::with(&backend, move |f| f.merge(("email.url", url)).merge(("tokens.reset_ttl", 1))).await;
+        let app = TestApp::with(&backend, move |f| f.merge(("email.url", url)).merge(("password_reset.token_ttl", 1))).await;
         app.register("sam").await;
         request_reset(&app, "sam@example.com").await;
         let (_, expired) = smtp.wait_for(1).await[0].link();

@@ -163,7 +163,7 @@ each_backend! {
 
     async fn the_current_password_can_be_required(backend) {
         let app = TestApp::with(&backend, |f| {
-            f.merge(("passwords.require_current", true))
+            f.merge(("profile_edit.require_current_password", true))
                 .merge(("throttle.login_failures_per_account_and_client", 3))
         })
         .await;

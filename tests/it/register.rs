@@ -147,9 +147,9 @@ each_backend! {
     // limit, however many arrive at once (on one instance or two sharing the database), and
     // every loser gets the 403, never a 500.
     async fn max_users_holds_under_a_burst(backend) {
-        let a = TestApp::with(&backend, |f| f.merge(("throttle.registrations_per_client", 100))).await;
+        let a = TestApp::with(&backend, |f| f.merge(("registration.per_client", 100))).await;
         let b = TestApp::on(crate::helpers::TestDb::shared(&a.db),
-            |f| f.merge(("throttle.registrations_per_client", 100))).await;
+            |f| f.merge(("registration.per_client", 100))).await;
         let admin = a.admin("admin").await;
         assert_eq!(a.send("PATCH", "/api/config", Some(&admin), Some(r#"{"max_users": 3}"#)).await
             .status.code, 200);

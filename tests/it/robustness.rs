@@ -423,6 +423,7 @@ each_backend! {
         }
     }
 
+    #[cfg(feature = "pictures")] // uses the pictures module
     async fn a_nul_in_a_path_is_not_a_server_error(backend) {
         let (app, _) = app_with_admin(&backend).await;
         app.picture("a%00b", &[]).await.json().assert_error(404, "user does not exist");

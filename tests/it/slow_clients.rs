@@ -12,6 +12,10 @@
 //! addresses (127.0.0.2 and up) than the legitimate client (127.0.0.1), as they would from
 //! other hosts. Timeouts are set short for speed.
 
+// Built without the pictures module, the tests that need it are left out, and with them the
+// only users of some imports and helpers.
+#![cfg_attr(not(feature = "pictures"), allow(unused_imports, dead_code))]
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
@@ -369,6 +373,7 @@ fn a_trickled_json_body_is_answered_408_and_closed() {
     assert_eq!(status, 401);
 }
 
+#[cfg(feature = "pictures")] // uses the pictures module
 #[test]
 fn a_trickled_picture_upload_is_answered_408_and_closed() {
     let (server, _dir) = serve(BODY_LIMITS, 5, &[]);
@@ -537,6 +542,7 @@ fn connections_past_the_per_client_bound_are_closed_at_once() {
 }
 
 /// Gives sam a picture of about 900 KB that does not compress; returns its size.
+#[cfg(feature = "pictures")]
 fn upload_noise(server: &Server) -> usize {
     let token = register_sam(server);
     let picture = crate::pictures::noise_png(550, 550);
@@ -556,6 +562,7 @@ fn upload_noise(server: &Server) -> usize {
 
 const PICTURE: &str = "GET /api/users/sam/picture HTTP/1.1\r\nHost: stride\r\n\r\n";
 
+#[cfg(feature = "pictures")] // uses the pictures module
 #[test]
 fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
     const REQUESTS: usize = 30;
@@ -594,6 +601,7 @@ fn a_client_that_never_reads_is_dropped_after_the_write_timeout() {
     assert_eq!(call_ok(&server, "GET", "/api/ping", None, None).0, 200);
 }
 
+#[cfg(feature = "pictures")] // uses the pictures module
 #[test]
 fn a_slow_reader_gets_its_whole_answer() {
     // Every limit shorter than the 6 s or so the answer takes to read.

@@ -10,10 +10,16 @@ use crate::helpers::{each_backend, sleep, Reply, TestApp, TestDb, PASSWORD};
 
 const TOO_MANY: &str = "too many requests, please try again later";
 
+/// A server whose counters last 2 s, with one limit (a full key: `throttle.…` or a module's)
+/// set to `limit`.
 async fn strict(backend: &crate::helpers::Backend, key: &'static str, limit: i64) -> TestApp {
+    let key = if key.contains('.') {
+        key.to_owned()
+    } else {
+        format!("throttle.{key}")
+    };
     TestApp::with(backend, move |f| {
-        f.merge(("throttle.window", 2))
-            .merge((format!("throttle.{key}"), limit))
+        f.merge(("throttle.window", 2)).merge((key, limit))
     })
     .await
 }
@@ -120,7 +126,7 @@ each_backend! {
     }
 
     async fn reset_requests_per_address(backend) {
-        let app = strict(&backend, "reset_requests_per_account", 2).await;
+        let app = strict(&backend, "password_reset.requests_per_account", 2).await;
         let path = "/api/auth/password/reset-request";
         for _ in 0..2 {
             app.post(path, json!({"email": "sam@example.com"})).await.assert_success(200, "password reset request processed");
@@ -130,7 +136,7 @@ each_backend! {
     }
 
     async fn registrations_per_client(backend) {
-        let app = strict(&backend, "registrations_per_client", 2).await;
+        let app = strict(&backend, "registration.per_client", 2).await;
         // A form with mistakes does not count.
         app.register_as("x", "bad", "1").await;
         app.register("sam").await;
@@ -210,8 +216,8 @@ each_backend! {
     async fn a_burst_gets_no_more_than_the_limit(backend) {
         let app = TestApp::with(&backend, |f| f
             .merge(("throttle.login_failures_per_account_and_client", 10))
-            .merge(("throttle.reset_requests_per_account", 3))
-            .merge(("throttle.registrations_per_client", 5))).await;
+            .merge(("password_reset.requests_per_account", 3))
+            .merge(("registration.per_client", 5))).await;
         app.register("sam").await;
         let guesses = join_all((0..100).map(|_| app.login("sam@example.com", "wrong-password"))).await;
         let answered = guesses.iter().filter(|r| r.status.code == 401).count();

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use biscuit_auth::builder::BlockBuilder;
 use biscuit_auth::Biscuit;
-use kernel::sessions::{self, UserAgent};
+use kernel::auth::{self, UserAgent};
 use kernel::{Config, Db, TokenKeys};
 use rocket_db_pools::Database as _;
 use sqlx::Row;
@@ -82,7 +82,7 @@ async fn run() -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         for &i in batch {
             let user = ids[(i * step) % ids.len()];
-            let token = sessions::open(&mut tx, keys, config, user, &agent)
+            let token = auth::open(&mut tx, keys, config, user, &agent)
                 .await
                 .map_err(|e| format!("{e:?}"))?;
             tokens.push(token);

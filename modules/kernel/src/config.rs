@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use rocket::figment::{self, Figment};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub use crate::mail::EmailConfig;
 pub use crate::metrics::MetricsConfig;
 pub use crate::throttle::ThrottleConfig;
+pub use crate::validate::MAX_PASSWORD_LENGTH;
 
 /// The kernel's share of the configuration. Modules read their own keys; the kernel reads only
 /// what it owns (docs/architecture.md, "The operating contract").
@@ -22,7 +24,6 @@ pub struct Config {
     /// Base of every link Stride writes (emails); never taken from the request's Host.
     pub public_url: String,
     pub tokens: TokenConfig,
-    pub pictures: PictureConfig,
     pub passwords: PasswordConfig,
     pub email: EmailConfig,
     pub throttle: ThrottleConfig,
@@ -34,18 +35,9 @@ pub struct Config {
 pub struct TokenConfig {
     /// Lifetime of a session token, in seconds.
     pub session_ttl: u64,
-    /// Lifetime of a password reset token, in seconds.
-    pub reset_ttl: u64,
     /// Hex Ed25519 private key. When absent, one is generated once and kept in the database,
     /// so every instance on that database shares it.
     pub private_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PictureConfig {
-    /// Initial value of the run-time setting `max_single_file_size`, in bytes.
-    pub max_size: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,22 +48,15 @@ pub struct PasswordConfig {
     /// list, a dictionary word, a name or a keyboard or repeated pattern (fewer than 10^6
     /// guesses). 0 switches the check off.
     pub min_strength: u8,
-    /// Changing the password through `profile/edit` requires `current_password`. Off by
-    /// default: FitTrackee 0.5's clients do not send it. When sent, it is always checked.
-    pub require_current: bool,
 }
 
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8000";
-/// Passwords longer than this are refused before any hashing: argon2 on a megabyte is a
-/// denial of service, and NIST SP 800-63B asks for at least 64.
-pub const MAX_PASSWORD_LENGTH: usize = 128;
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             public_url: DEFAULT_PUBLIC_URL.into(),
             tokens: TokenConfig::default(),
-            pictures: PictureConfig::default(),
             passwords: PasswordConfig::default(),
             email: EmailConfig::default(),
             throttle: ThrottleConfig::default(),
@@ -84,16 +69,7 @@ impl Default for TokenConfig {
     fn default() -> Self {
         TokenConfig {
             session_ttl: 30 * 24 * 3600,
-            reset_ttl: 3600,
             private_key: None,
-        }
-    }
-}
-
-impl Default for PictureConfig {
-    fn default() -> Self {
-        PictureConfig {
-            max_size: 1024 * 1024,
         }
     }
 }
@@ -103,7 +79,6 @@ impl Default for PasswordConfig {
         PasswordConfig {
             min_length: 8,
             min_strength: 2,
-            require_current: false,
         }
     }
 }
@@ -132,6 +107,54 @@ fn invalid(key: &str, why: &str) -> ConfigError {
     ConfigError(format!("{key}: {why}"))
 }
 
+impl ConfigError {
+    /// A value that has the right type but cannot run: `key` is its full name, `why` says
+    /// what it must be and what it was.
+    pub fn invalid(key: &str, why: impl fmt::Display) -> ConfigError {
+        ConfigError(format!("{key}: {why}"))
+    }
+}
+
+/// A module's configuration section: a table of its own, named as the module unless that name
+/// is taken (`gallery.*` for the module switched by `modules.gallery`). Every key has a default
+/// (`Default`); unknown keys are refused (`#[serde(deny_unknown_fields)]`); `validate` refuses
+/// values that cannot run.
+/// [`crate::module`] reads it in the module's fairing and hands it to the module; the binary's
+/// start-up check reads every module's first (docs/modules.md, "Configuration").
+pub trait Section: DeserializeOwned + Default + Send + Sync + 'static {
+    /// The module's name: its switch is `modules.<NAME>`.
+    const NAME: &'static str;
+    /// The section's table: `<KEY>.*`, and `ROCKET_<KEY>` in the environment. The module's name
+    /// unless Rocket reserves it (`ROCKET_PROFILE` selects Rocket's profile).
+    const KEY: &'static str = Self::NAME;
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+}
+
+/// Reads and validates a module's section; an error names the key in full
+/// (`gallery.max_size`) and the value, as the kernel's own do.
+pub fn section<S: Section>(figment: &Figment) -> Result<S, ConfigError> {
+    let name = S::KEY;
+    let section = if figment.contains(name) {
+        figment.focus(name).extract::<S>().map_err(|error| {
+            let all: Vec<String> = error
+                .into_iter()
+                .map(|mut e| {
+                    e.path.insert(0, name.to_owned());
+                    e.to_string()
+                })
+                .collect();
+            ConfigError(all.join("; "))
+        })?
+    } else {
+        S::default()
+    };
+    section.validate()?;
+    Ok(section)
+}
+
 impl Config {
     pub fn from_figment(figment: &Figment) -> Result<Config, ConfigError> {
         let mut config: Config = figment.extract()?;
@@ -156,9 +179,6 @@ impl Config {
         if self.tokens.session_ttl == 0 {
             return Err(invalid("tokens.session_ttl", "must be at least 1 second"));
         }
-        if self.tokens.reset_ttl == 0 {
-            return Err(invalid("tokens.reset_ttl", "must be at least 1 second"));
-        }
         if let Some(key) = &self.tokens.private_key {
             if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(invalid(
@@ -166,9 +186,6 @@ impl Config {
                     "must be 64 hexadecimal characters (an Ed25519 private key)",
                 ));
             }
-        }
-        if self.pictures.max_size == 0 {
-            return Err(invalid("pictures.max_size", "must be at least 1 byte"));
         }
         if !(1..=MAX_PASSWORD_LENGTH).contains(&self.passwords.min_length) {
             return Err(invalid(
@@ -226,11 +243,8 @@ mod tests {
         let c = Config::from_figment(&Figment::new()).expect("defaults are valid");
         assert_eq!(c.public_url, "http://127.0.0.1:8000");
         assert_eq!(c.tokens.session_ttl, 2_592_000);
-        assert_eq!(c.tokens.reset_ttl, 3600);
-        assert_eq!(c.pictures.max_size, 1_048_576);
         assert_eq!(c.passwords.min_length, 8);
         assert_eq!(c.passwords.min_strength, 2);
-        assert!(!c.passwords.require_current);
     }
 
     #[test]
@@ -259,11 +273,11 @@ mod tests {
 
     #[test]
     fn module_switches_default_on() {
-        let f = Figment::from(Serialized::default("modules.pictures", false));
-        assert!(!module_enabled(&f, "pictures").expect("bool"));
-        assert!(module_enabled(&f, "profile").expect("default"));
-        let f = Figment::from(Serialized::default("modules.pictures", "nope"));
-        let e = module_enabled(&f, "pictures").unwrap_err().to_string();
-        assert!(e.contains("modules.pictures"), "{e}");
+        let f = Figment::from(Serialized::default("modules.gallery", false));
+        assert!(!module_enabled(&f, "gallery").expect("bool"));
+        assert!(module_enabled(&f, "journal").expect("default"));
+        let f = Figment::from(Serialized::default("modules.gallery", "nope"));
+        let e = module_enabled(&f, "gallery").unwrap_err().to_string();
+        assert!(e.contains("modules.gallery"), "{e}");
     }
 }

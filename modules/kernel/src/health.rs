@@ -1,6 +1,6 @@
-//! Probes for an orchestrator or a load balancer: `GET /health` (the process answers; it
-//! touches nothing) and `GET /ready` (the database answers and holds every migration this
-//! binary embeds: this instance can serve).
+//! Liveness: FitTrackee's `GET /api/ping`, and the probes for an orchestrator or a load
+//! balancer: `GET /health` (the process answers; it touches nothing) and `GET /ready` (the
+//! database answers and holds every migration this binary embeds: this instance can serve).
 
 use std::time::Duration;
 
@@ -18,6 +18,16 @@ const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn routes() -> Vec<Route> {
     routes![health, ready]
+}
+
+/// Mounted under `/api`.
+pub fn api_routes() -> Vec<Route> {
+    routes![ping]
+}
+
+#[get("/ping")]
+fn ping() -> Value {
+    json!({ "status": "success", "message": "pong!" })
 }
 
 #[get("/health")]

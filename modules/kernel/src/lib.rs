@@ -8,6 +8,7 @@
 //! ([`Describe`]).
 
 pub mod address;
+pub mod auth;
 pub mod background;
 pub mod config;
 pub mod dates;
@@ -20,11 +21,9 @@ pub mod metrics;
 pub mod openapi;
 pub mod passwords;
 pub mod payload;
-pub mod pictures;
 pub mod requests;
-pub mod sessions;
+pub mod services;
 pub mod settings;
-pub mod stats;
 pub mod templates;
 pub mod throttle;
 pub mod tokens;
@@ -36,6 +35,7 @@ use rocket::shield::{Frame, Hsts, Referrer, Shield};
 use rocket::{Build, Orbit, Rocket};
 use rocket_db_pools::Database;
 
+pub use auth::{AdminUser, AuthUser};
 pub use background::Background;
 pub use config::Config;
 pub use db::Db;
@@ -45,8 +45,8 @@ pub use metrics::Metrics;
 pub use openapi::Describe;
 pub use passwords::Passwords;
 pub use payload::Payload;
-pub use requests::{RequestId, RequestIds};
-pub use sessions::{AdminUser, AuthUser};
+pub use requests::RequestIds;
+pub use services::{Caller, Services};
 pub use tokens::TokenKeys;
 
 /// The kernel's fairing. Attach it before any module.
@@ -75,10 +75,12 @@ pub fn stage() -> AdHoc {
             .attach(mail::courier())
             .register("/", error::catchers())
             .manage(metrics::Metrics::new())
+            .manage(settings::InitialSettings::default())
             .manage(Background::new(ids))
             // Managed before any module's fairing runs, so that each can describe its routes.
             .manage(openapi::ApiDoc::new())
             .mount("/api", settings::routes())
+            .mount("/api", health::api_routes())
             .mount("/api", openapi::routes())
             .mount("/", health::routes());
         if metrics_on {
@@ -147,7 +149,10 @@ async fn try_prepare(
         .map_err(|e| format!("database migration failed: {e}"))?;
     let mut conn = db.acquire().await.map_err(|e| format!("database: {e}"))?;
     let keys = TokenKeys::load(&mut conn, config.tokens.private_key.as_deref()).await?;
-    settings::initialise(&mut conn, config.pictures.max_size)
+    let initial = rocket
+        .state::<settings::InitialSettings>()
+        .ok_or("the initial settings are not managed")?;
+    settings::initialise(&mut conn, initial)
         .await
         .map_err(|e| format!("instance settings: {e}"))?;
     let passwords = Passwords::new().await.map_err(|e| e.message.to_string())?;
@@ -155,19 +160,25 @@ async fn try_prepare(
 }
 
 /// A module's fairing: `on` mounts the module when `modules.<name>` is on (the default), `off`
-/// shapes the server when it is off (most modules leave it untouched). A switch that is not a
-/// boolean stops the start with a message naming it.
-pub fn module<On, Off>(name: &'static str, on: On, off: Off) -> AdHoc
+/// shapes the server when it is off (most modules leave it untouched). Both get the module's
+/// configuration section `S` (named as the module: [`config::Section`]), read and checked here.
+/// A switch that is not a boolean, or a bad key in the section, stops the start with a message
+/// naming it.
+pub fn module<S, On, Off>(on: On, off: Off) -> AdHoc
 where
-    On: FnOnce(Rocket<Build>) -> Rocket<Build> + Send + Sync + 'static,
-    Off: FnOnce(Rocket<Build>) -> Rocket<Build> + Send + Sync + 'static,
+    S: config::Section,
+    On: FnOnce(Rocket<Build>, S) -> Rocket<Build> + Send + Sync + 'static,
+    Off: FnOnce(Rocket<Build>, S) -> Rocket<Build> + Send + Sync + 'static,
 {
+    let name = S::NAME;
     AdHoc::try_on_ignite(name, move |rocket| async move {
-        match config::module_enabled(rocket.figment(), name) {
-            Ok(true) => Ok(on(rocket)),
-            Ok(false) => {
+        let section = config::module_enabled(rocket.figment(), name)
+            .and_then(|on| Ok((on, config::section::<S>(rocket.figment())?)));
+        match section {
+            Ok((true, section)) => Ok(on(rocket, section)),
+            Ok((false, section)) => {
                 tracing::info!("module {name} is switched off");
-                Ok(off(rocket))
+                Ok(off(rocket, section))
             }
             Err(e) => {
                 tracing::error!("{e}");

@@ -2,11 +2,11 @@
 //! `metrics.enabled` is on; with `metrics.token` set, only to `Authorization: Bearer <token>`.
 //!
 //! [`Metrics`] is managed state: the kernel counts HTTP requests (by route template, never the
-//! raw path, so the number of series stays bounded) and emails; modules count what they own
-//! through its small API (the sessions module: logins).
+//! raw path, so the number of series stays bounded), emails and the pool; a module registers
+//! its own series in its fairing ([`Metrics::register`]) and counts on them itself.
 
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use rocket::http::{ContentType, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{get, routes, Route, State};
@@ -62,15 +62,6 @@ impl MetricsConfig {
     }
 }
 
-/// How a login ended.
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
-pub enum Login {
-    Ok,
-    Failed,
-    /// Refused with a 429 before any password was checked.
-    Throttled,
-}
-
 /// What happened to an email.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub enum EmailEvent {
@@ -85,16 +76,6 @@ pub enum EmailEvent {
 }
 
 /// Label values in lower case, as Prometheus names go.
-impl EncodeLabelValue for Login {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
-        encoder.write_str(match self {
-            Login::Ok => "ok",
-            Login::Failed => "failed",
-            Login::Throttled => "throttled",
-        })
-    }
-}
-
 impl EncodeLabelValue for EmailEvent {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
         encoder.write_str(match self {
@@ -120,11 +101,6 @@ struct RouteLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct LoginLabels {
-    outcome: Login,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EmailLabels {
     event: EmailEvent,
 }
@@ -136,14 +112,13 @@ fn latency_histogram() -> Histogram {
 
 struct Inner {
     /// Series that say nothing of who has an account: served to any scrape.
-    public: Registry,
+    public: Mutex<Registry>,
     /// Series that move with whether an address has an account (an email queued for a known
     /// address only; the outbox and the pool working a little longer for it): served only to a
     /// scrape that presents `metrics.token`.
-    private: Registry,
+    private: Mutex<Registry>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    logins: Family<LoginLabels, Counter>,
     emails: Family<EmailLabels, Counter>,
     pool_size: Gauge,
     pool_idle: Gauge,
@@ -169,7 +144,6 @@ impl Metrics {
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
-        let logins = Family::<LoginLabels, Counter>::default();
         let emails = Family::<EmailLabels, Counter>::default();
         let (pool_size, pool_idle, pool_max, outbox_pending) = Default::default();
         registry.register(
@@ -182,7 +156,6 @@ impl Metrics {
             "Time from the request's head to its response, by method and route template",
             latency.clone(),
         );
-        registry.register("logins", "Login attempts, by outcome", logins.clone());
         private.register(
             "emails",
             "Emails queued in the outbox, sent, failed (to be retried) and abandoned",
@@ -209,11 +182,10 @@ impl Metrics {
             Gauge::clone(&outbox_pending),
         );
         Metrics(Arc::new(Inner {
-            public: registry,
-            private,
+            public: Mutex::new(registry),
+            private: Mutex::new(private),
             requests,
             latency,
-            logins,
             emails,
             pool_size,
             pool_idle,
@@ -243,8 +215,25 @@ impl Metrics {
             .inc();
     }
 
-    pub fn login(&self, outcome: Login) {
-        self.0.logins.get_or_create(&LoginLabels { outcome }).inc();
+    /// Registers a module's series, `stride_<name>`, served to any scrape: it must say nothing
+    /// of whether an address has an account (a login counted by outcome does not: an unknown
+    /// address fails like a wrong password). The module keeps a clone and counts on it.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.0
+            .public
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register(name, help, metric);
+    }
+
+    /// Registers a module's series served only with `metrics.token`: one that moves with
+    /// whether an address has an account.
+    pub fn register_private(&self, name: &str, help: &str, metric: impl Metric) {
+        self.0
+            .private
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register(name, help, metric);
     }
 
     pub fn email(&self, event: EmailEvent) {
@@ -254,9 +243,14 @@ impl Metrics {
     /// The OpenMetrics text of the public series, and of the private ones when `private`, with
     /// the gauges read now.
     async fn render(&self, db: &Db, private: bool) -> String {
+        // A registry is only written while the server starts.
+        fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+            registry.lock().unwrap_or_else(PoisonError::into_inner)
+        }
         let mut text = String::new();
         if !private {
-            if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.0.public) {
+            let public = lock(&self.0.public);
+            if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &public) {
                 tracing::error!("metrics: encoding: {e}");
             }
             return text;
@@ -282,10 +276,9 @@ impl Metrics {
             // The last value stays; the scrape itself must not fail with the database.
             Err(e) => tracing::warn!("metrics: counting the outbox: {e}"),
         }
-        let encoded = prometheus_client::encoding::text::encode_registry(&mut text, &self.0.public)
-            .and_then(|()| {
-                prometheus_client::encoding::text::encode_registry(&mut text, &self.0.private)
-            })
+        let (public, private) = (lock(&self.0.public), lock(&self.0.private));
+        let encoded = prometheus_client::encoding::text::encode_registry(&mut text, &public)
+            .and_then(|()| prometheus_client::encoding::text::encode_registry(&mut text, &private))
             .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut text));
         if let Err(e) = encoded {
             tracing::error!("metrics: encoding: {e}");

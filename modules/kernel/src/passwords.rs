@@ -23,7 +23,7 @@ use crate::db::Db;
 use crate::error::ApiError;
 use crate::throttle::{self, ThrottleConfig, Verdict};
 use crate::users;
-use crate::validate::{Password, PASSWORD_GUESSABLE};
+use crate::validate::{Password, PasswordProblem};
 
 /// argon2id with one of OWASP's equivalent parameter sets: 9 MiB, 4 passes, 1 lane (about the
 /// work of 19 MiB × 2 passes in half the memory per worker: the server's peak while every core
@@ -73,8 +73,7 @@ impl SignIn {
         throttle::forget_login_failures(conn, throttling, &self.account).await?;
         // Of the attempt, only the client's counter remains (the account's were just
         // forgotten): it was not a failure.
-        let client_counter = [throttle::Counter::LoginFailuresOfClient(self.client)];
-        throttle::refund(conn, throttling, &client_counter).await?;
+        throttle::refund_login_of_client(conn, throttling, self.client).await?;
         if self.record_client {
             throttle::know_client(conn, throttling, &self.account, self.client).await?;
         }
@@ -87,9 +86,7 @@ impl Credentials {
     pub fn verified(self) -> Result<SignIn, ApiError> {
         match self {
             Credentials::Verified(sign_in) => Ok(sign_in),
-            Credentials::Invalid => {
-                Err(ApiError::unauthorized(crate::sessions::INVALID_CREDENTIALS))
-            }
+            Credentials::Invalid => Err(ApiError::unauthorized(crate::auth::INVALID_CREDENTIALS)),
             Credentials::Throttled { retry_after } => {
                 Err(ApiError::too_many_requests(throttle::TOO_MANY, retry_after))
             }
@@ -271,7 +268,7 @@ impl Passwords {
         password: &Password,
         words: &[String],
         min_strength: u8,
-    ) -> Result<Option<&'static str>, ApiError> {
+    ) -> Result<Option<PasswordProblem>, ApiError> {
         if min_strength == 0 {
             return Ok(None);
         }
@@ -282,7 +279,7 @@ impl Passwords {
                 password.strength(&words)
             })
             .await?;
-        Ok((strength < min_strength).then_some(PASSWORD_GUESSABLE))
+        Ok((strength < min_strength).then_some(PasswordProblem::Guessable))
     }
 
     /// Whether `password` is the password of the account whose address key is `account`: the

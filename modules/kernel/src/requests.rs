@@ -14,7 +14,6 @@ use std::time::Instant;
 
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Header;
-use rocket::request::{FromRequest, Outcome};
 use rocket::{Data, Request, Response};
 
 use crate::metrics::Metrics;
@@ -66,19 +65,6 @@ struct Context {
     id: Arc<str>,
     started: Instant,
     _binding: Option<Binding>,
-}
-
-/// The request's id, as a request guard.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub Arc<str>);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for RequestId {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(request: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        Outcome::Success(RequestId(context(request).id.clone()))
-    }
 }
 
 fn well_formed(id: &str) -> bool {

@@ -2,16 +2,18 @@
 //! and are read fresh by every request that needs them, so a change applies at once on every
 //! instance sharing the database.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, patch, routes, Route};
 use rocket_db_pools::Connection;
 use serde::Deserialize;
 use sqlx::{AnyConnection, Row};
 
+use crate::auth::AdminUser;
 use crate::db::{get_bool, Db};
 use crate::error::{ApiError, ApiResult};
 use crate::payload::Payload;
-use crate::sessions::AdminUser;
 
 /// FitTrackee's defaults for the workout import limits this API reports.
 const DEFAULT_MAX_ZIP_FILE_SIZE: i64 = 10 * 1024 * 1024;
@@ -46,19 +48,47 @@ impl Settings {
     }
 }
 
-/// Creates the settings row on first start, from the configuration's initial values.
+/// FitTrackee's default for `max_single_file_size`.
+const DEFAULT_MAX_SINGLE_FILE_SIZE: i64 = 1024 * 1024;
+
+/// The values the settings row starts with, on a database's first start. The kernel manages it
+/// as its stage begins; a module that owns the meaning of one (the largest upload a module
+/// accepts) sets it from its own configuration in its fairing, which Rocket runs before the
+/// kernel's state is prepared and the row created (docs/modules.md, "Configuration").
+#[derive(Debug)]
+pub struct InitialSettings {
+    max_single_file_size: AtomicI64,
+}
+
+impl Default for InitialSettings {
+    fn default() -> Self {
+        InitialSettings {
+            max_single_file_size: AtomicI64::new(DEFAULT_MAX_SINGLE_FILE_SIZE),
+        }
+    }
+}
+
+impl InitialSettings {
+    pub fn set_max_single_file_size(&self, bytes: u64) {
+        self.max_single_file_size
+            .store(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// Creates the settings row on first start, from the initial values.
 pub async fn initialise(
     conn: &mut AnyConnection,
-    max_single_file_size: u64,
+    initial: &InitialSettings,
 ) -> Result<(), sqlx::Error> {
+    let max_single_file_size = initial.max_single_file_size.load(Ordering::Relaxed);
     sqlx::query(
         "INSERT INTO instance_settings \
          (id, registration_switch, max_users, max_single_file_size, max_zip_file_size, gpx_limit_import) \
          VALUES (1, $1, 0, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
     )
     .bind(true)
-    .bind(i64::try_from(max_single_file_size).unwrap_or(i64::MAX))
-    .bind(DEFAULT_MAX_ZIP_FILE_SIZE.max(i64::try_from(max_single_file_size).unwrap_or(i64::MAX)))
+    .bind(max_single_file_size)
+    .bind(DEFAULT_MAX_ZIP_FILE_SIZE.max(max_single_file_size))
     .bind(DEFAULT_GPX_LIMIT_IMPORT)
     .execute(conn)
     .await?;
@@ -95,12 +125,7 @@ pub async fn load_locked(conn: &mut AnyConnection) -> Result<Settings, sqlx::Err
 }
 
 pub fn routes() -> Vec<Route> {
-    routes![get_config, patch_config, ping]
-}
-
-#[get("/ping")]
-fn ping() -> Value {
-    json!({ "status": "success", "message": "pong!" })
+    routes![get_config, patch_config]
 }
 
 #[get("/config")]

@@ -1,6 +1,7 @@
-//! Throttling of the requests an attacker repeats: login attempts (per account and client, per
-//! account, per client), reset requests (per address and per client) and registrations (per
-//! client).
+//! Throttling of the requests an attacker repeats. The kernel counts login attempts (per account
+//! and client, per account, per client: [`login_attempt`]); a module declares its own counters
+//! with [`Counter::new`] and its own limits in its configuration section, and takes them with
+//! the same [`take`].
 //!
 //! Counters live in the database, so instances sharing it count together. Each is a fixed
 //! window: the first event opens it, its window later it starts again. Keys are stored as
@@ -11,14 +12,16 @@
 //! it gets back, before any expensive work: a burst of concurrent attempts can never get more
 //! answers than the limit, on either backend or across instances. A refused attempt gives its
 //! counts back, and so does an attempt that turned out not to be what is limited (a login that
-//! succeeded, a registration form with mistakes): [`refund`].
+//! succeeded, a form with mistakes): [`refund`].
 //!
 //! **No lockout of the owner.** Failed logins are limited per account *and client* (a guesser
 //! on one address gets 10 tries per window, and no one else is affected), per client (one
 //! address guessing many accounts), and per account over a longer window (a guesser spread over
 //! many addresses). That last, account-wide bound does not apply to the account's known
-//! clients: addresses that signed in to it, registered it, or completed a password reset for it
-//! in the last `known_client_days` days. A completed reset also forgets the account's failures.
+//! clients: addresses that signed in to it, or that a module vouched for ([`know_client`]: the
+//! address that made the account, or proved it owns its mailbox) in the last
+//! `known_client_days` days. Such proof also forgets the account's failures
+//! ([`forget_login_failures`]).
 //! So an attacker can slow guessing down for everyone but cannot keep the owner out: SECURITY.md
 //! ("Throttling and lockout").
 
@@ -34,7 +37,8 @@ use crate::db::now;
 #[serde(default, deny_unknown_fields)]
 pub struct ThrottleConfig {
     pub enabled: bool,
-    /// Seconds a counter lasts (all but the account-wide login counter).
+    /// Seconds a counter lasts (all but the account-wide login counter), modules' counters
+    /// included.
     pub window: u64,
     /// Failed logins of one account from one client, per `window`.
     pub login_failures_per_account_and_client: i64,
@@ -46,9 +50,6 @@ pub struct ThrottleConfig {
     pub login_failures_per_client: i64,
     /// Days a client stays known to an account after it last signed in to it.
     pub known_client_days: u64,
-    pub reset_requests_per_account: i64,
-    pub reset_requests_per_client: i64,
-    pub registrations_per_client: i64,
 }
 
 impl Default for ThrottleConfig {
@@ -62,9 +63,6 @@ impl Default for ThrottleConfig {
             account_window: 24 * 60 * 60,
             login_failures_per_client: 50,
             known_client_days: 30,
-            reset_requests_per_account: 3,
-            reset_requests_per_client: 20,
-            registrations_per_client: 10,
         }
     }
 }
@@ -89,12 +87,6 @@ impl ThrottleConfig {
                 self.login_failures_per_account,
             ),
             ("login_failures_per_client", self.login_failures_per_client),
-            (
-                "reset_requests_per_account",
-                self.reset_requests_per_account,
-            ),
-            ("reset_requests_per_client", self.reset_requests_per_client),
-            ("registrations_per_client", self.registrations_per_client),
         ];
         match limits.iter().find(|(_, n)| *n < 1) {
             Some((key, n)) => Err(format!("throttle.{key}: must be at least 1 (got {n})")),
@@ -109,24 +101,23 @@ impl ThrottleConfig {
 
 pub const TOO_MANY: &str = "too many requests, please try again later";
 
-/// What is counted, and whose.
-#[derive(Debug, Clone, Copy)]
-pub enum Counter<'a> {
-    /// Failed logins of an account (its address key) from one client.
-    LoginFailuresOfAccountFromClient(&'a str, Option<IpAddr>),
-    /// Failed logins of an account from clients it does not know.
-    LoginFailuresOfAccount(&'a str),
-    LoginFailuresOfClient(Option<IpAddr>),
-    ResetRequestsOfAccount(&'a str),
-    ResetRequestsOfClient(Option<IpAddr>),
-    RegistrationsOfClient(Option<IpAddr>),
+/// What is counted, and whose: one row of the `throttle` table.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    /// SHA-256 of what is counted and whose.
+    key: String,
+    /// The account whose login failures this counts, to forget them all at once.
+    subject: Option<String>,
+    limit: i64,
+    window: i64,
 }
 
 fn digest(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-fn client_text(ip: Option<IpAddr>) -> String {
+/// A client as the counters name it.
+pub fn client_text(ip: Option<IpAddr>) -> String {
     ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
@@ -135,59 +126,49 @@ fn login_subject(account: &str) -> String {
     digest(&format!("login-subject:{account}"))
 }
 
-struct Spec {
-    key: String,
-    subject: Option<String>,
-    limit: i64,
-    window: i64,
-}
-
-impl Counter<'_> {
-    fn spec(&self, config: &ThrottleConfig) -> Spec {
-        let short = seconds(config.window);
-        let (key, subject, limit, window) = match *self {
-            Counter::LoginFailuresOfAccountFromClient(account, ip) => (
-                format!("login:pair:{}:{account}", client_text(ip)),
-                Some(login_subject(account)),
-                config.login_failures_per_account_and_client,
-                short,
-            ),
-            Counter::LoginFailuresOfAccount(account) => (
-                format!("login:account:{account}"),
-                Some(login_subject(account)),
-                config.login_failures_per_account,
-                seconds(config.account_window),
-            ),
-            Counter::LoginFailuresOfClient(ip) => (
-                format!("login:client:{}", client_text(ip)),
-                None,
-                config.login_failures_per_client,
-                short,
-            ),
-            Counter::ResetRequestsOfAccount(account) => (
-                format!("reset:account:{account}"),
-                None,
-                config.reset_requests_per_account,
-                short,
-            ),
-            Counter::ResetRequestsOfClient(ip) => (
-                format!("reset:client:{}", client_text(ip)),
-                None,
-                config.reset_requests_per_client,
-                short,
-            ),
-            Counter::RegistrationsOfClient(ip) => (
-                format!("register:client:{}", client_text(ip)),
-                None,
-                config.registrations_per_client,
-                short,
-            ),
-        };
-        Spec {
-            key: digest(&key),
-            subject,
+impl Counter {
+    /// A module's counter: at most `limit` events of `kind` (a name the module owns, such as
+    /// `reset:account`) for `whose` (an account key, or [`client_text`]) per `throttle.window`.
+    pub fn new(config: &ThrottleConfig, kind: &str, whose: &str, limit: i64) -> Counter {
+        Counter {
+            key: digest(&format!("{kind}:{whose}")),
+            subject: None,
             limit,
-            window,
+            window: seconds(config.window),
+        }
+    }
+
+    /// Failed logins of an account (its address key) from one client.
+    fn login_failures_of_account_from_client(
+        config: &ThrottleConfig,
+        account: &str,
+        client: Option<IpAddr>,
+    ) -> Counter {
+        Counter {
+            key: digest(&format!("login:pair:{}:{account}", client_text(client))),
+            subject: Some(login_subject(account)),
+            limit: config.login_failures_per_account_and_client,
+            window: seconds(config.window),
+        }
+    }
+
+    /// Failed logins of an account from clients it does not know.
+    fn login_failures_of_account(config: &ThrottleConfig, account: &str) -> Counter {
+        Counter {
+            key: digest(&format!("login:account:{account}")),
+            subject: Some(login_subject(account)),
+            limit: config.login_failures_per_account,
+            window: seconds(config.account_window),
+        }
+    }
+
+    /// Failed logins from one client, whatever the account.
+    fn login_failures_of_client(config: &ThrottleConfig, client: Option<IpAddr>) -> Counter {
+        Counter {
+            key: digest(&format!("login:client:{}", client_text(client))),
+            subject: None,
+            limit: config.login_failures_per_client,
+            window: seconds(config.window),
         }
     }
 }
@@ -212,15 +193,14 @@ pub enum Verdict {
 pub async fn take(
     conn: &mut AnyConnection,
     config: &ThrottleConfig,
-    counters: &[Counter<'_>],
+    counters: &[Counter],
 ) -> Result<Verdict, sqlx::Error> {
     if !config.enabled {
         return Ok(Verdict::Allowed);
     }
     let now = now();
     let mut wait = 0;
-    for counter in counters {
-        let spec = counter.spec(config);
+    for spec in counters {
         let row = sqlx::query(
             "INSERT INTO throttle (key, subject, window_start, count) VALUES ($1, $2, $3, 1) \
              ON CONFLICT (key) DO UPDATE SET \
@@ -253,14 +233,14 @@ pub async fn take(
 pub async fn refund(
     conn: &mut AnyConnection,
     config: &ThrottleConfig,
-    counters: &[Counter<'_>],
+    counters: &[Counter],
 ) -> Result<(), sqlx::Error> {
     if !config.enabled {
         return Ok(());
     }
     for counter in counters {
         sqlx::query("UPDATE throttle SET count = count - 1 WHERE key = $1 AND count > 0")
-            .bind(counter.spec(config).key)
+            .bind(&counter.key)
             .execute(&mut *conn)
             .await?;
     }
@@ -288,8 +268,9 @@ fn known_client_key(account: &str, client: Option<IpAddr>) -> String {
     digest(&format!("known-client:{}:{account}", client_text(client)))
 }
 
-/// Remembers `client` as one of the account's own (it signed in, registered the account, or
-/// completed a reset): the account-wide bound on failed logins no longer applies to it.
+/// Remembers `client` as one of the account's own (it signed in, made the account, or proved
+/// it owns the account's mailbox): the account-wide bound on failed logins no longer applies
+/// to it.
 pub async fn know_client(
     conn: &mut AnyConnection,
     config: &ThrottleConfig,
@@ -312,11 +293,26 @@ pub async fn know_client(
 
 /// A login attempt of `account` from `client`: the counters it takes, and whether a success
 /// should (re)record the client as known.
-pub struct LoginAttempt<'a> {
-    pub counters: Vec<Counter<'a>>,
+pub struct LoginAttempt {
+    pub counters: Vec<Counter>,
     /// The client is not known, or was last recorded more than a day ago: a success records it.
     /// (Recording it on every login would be one more write per login for nothing.)
     pub record_client: bool,
+}
+
+/// Gives back a successful login's attempt on the client's counter (the account's are
+/// forgotten with [`forget_login_failures`]): it was not a failure.
+pub async fn refund_login_of_client(
+    conn: &mut AnyConnection,
+    config: &ThrottleConfig,
+    client: Option<IpAddr>,
+) -> Result<(), sqlx::Error> {
+    refund(
+        conn,
+        config,
+        &[Counter::login_failures_of_client(config, client)],
+    )
+    .await
 }
 
 /// Seconds before a known client's record is refreshed by a successful login.
@@ -324,15 +320,15 @@ const KNOWN_CLIENT_REFRESH: i64 = 24 * 60 * 60;
 
 /// The counters a login attempt of `account` from `client` takes: always per account and client
 /// and per client, and per account when the client is not one of the account's own.
-pub async fn login_attempt<'a>(
+pub async fn login_attempt(
     conn: &mut AnyConnection,
     config: &ThrottleConfig,
-    account: &'a str,
+    account: &str,
     client: Option<IpAddr>,
-) -> Result<LoginAttempt<'a>, sqlx::Error> {
+) -> Result<LoginAttempt, sqlx::Error> {
     let mut counters = vec![
-        Counter::LoginFailuresOfAccountFromClient(account, client),
-        Counter::LoginFailuresOfClient(client),
+        Counter::login_failures_of_account_from_client(config, account, client),
+        Counter::login_failures_of_client(config, client),
     ];
     if !config.enabled {
         return Ok(LoginAttempt {
@@ -349,7 +345,7 @@ pub async fn login_attempt<'a>(
     let now = now();
     let known = seen_at.is_some_and(|at| at > now.saturating_sub(config.known_client_seconds()));
     if !known {
-        counters.push(Counter::LoginFailuresOfAccount(account));
+        counters.push(Counter::login_failures_of_account(config, account));
     }
     Ok(LoginAttempt {
         counters,

@@ -2,9 +2,13 @@
 //! database itself (unique indexes on `lower(username)` and on the lower-cased email), so two
 //! racing registrations of one name cannot both land.
 
+use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use time::macros::format_description;
+use time::Date;
 
+use crate::dates::{http_date, http_date_from_unix};
 use crate::db::{get_bool, is_unique_violation, now};
 use crate::validate::{Email, Username};
 
@@ -27,15 +31,15 @@ pub struct User {
     pub weekm: bool,
     pub language: Option<String>,
     pub imperial_units: bool,
-    /// Whether the user has a picture (kept in the pictures store).
+    /// Whether the user has a picture: a flag a module keeps with `set_picture`, so that the
+    /// user object never needs another module's table.
     pub picture: bool,
 }
 
 /// The columns `User::from_row` reads, for queries that select a user, qualified by `u.`.
-/// (`picture` is a CASE, not a bare EXISTS, so that it decodes as an integer on both backends.)
 pub const USER_COLUMNS: &str = "u.id, u.username, u.email, u.admin, u.created_at, u.first_name, \
      u.last_name, u.bio, u.location, u.birth_date, u.timezone, u.weekm, u.language, u.imperial_units, \
-     CASE WHEN EXISTS (SELECT 1 FROM pictures p WHERE p.user_id = u.id) THEN 1 ELSE 0 END AS picture";
+     u.picture";
 
 impl User {
     pub fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
@@ -57,6 +61,42 @@ impl User {
             picture: get_bool(row, "picture")?,
         })
     }
+}
+
+impl User {
+    /// The user object of FitTrackee's API (the profile, a user's page), every key the user's
+    /// own. Stride keeps no workouts: their keys are those of a user who recorded none.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "admin": self.admin,
+            "bio": self.bio,
+            "birth_date": birth_date_json(self.birth_date.as_deref()),
+            "created_at": http_date_from_unix(self.created_at),
+            "email": self.email,
+            "first_name": self.first_name,
+            "imperial_units": self.imperial_units,
+            "language": self.language,
+            "last_name": self.last_name,
+            "location": self.location,
+            "picture": self.picture,
+            "timezone": self.timezone,
+            "username": self.username,
+            "weekm": self.weekm,
+            "nb_workouts": 0,
+            "nb_sports": 0,
+            "records": [],
+            "sports_list": [],
+            "total_distance": 0.0,
+            "total_duration": "0:00:00",
+        })
+    }
+}
+
+/// A stored `YYYY-MM-DD` birth date as Flask writes it (midnight UTC, RFC 1123).
+fn birth_date_json(stored: Option<&str>) -> Value {
+    stored
+        .and_then(|d| Date::parse(d, format_description!("[year]-[month]-[day]")).ok())
+        .map_or(Value::Null, |d| http_date(d.midnight().assume_utc()).into())
 }
 
 #[derive(Debug)]
@@ -185,9 +225,104 @@ pub async fn set_password(
     Ok(())
 }
 
-pub async fn count(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) AS n FROM users")
-        .fetch_one(conn)
+/// What a user edits of their own profile (FitTrackee's five profile keys).
+#[derive(Debug, Clone, Default)]
+pub struct ProfileFields {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub location: Option<String>,
+    pub bio: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+}
+
+pub async fn update_profile(
+    conn: &mut AnyConnection,
+    id: i64,
+    fields: &ProfileFields,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET first_name = $1, last_name = $2, location = $3, bio = $4, birth_date = $5 \
+         WHERE id = $6",
+    )
+    .bind(&fields.first_name)
+    .bind(&fields.last_name)
+    .bind(&fields.location)
+    .bind(&fields.bio)
+    .bind(&fields.birth_date)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A user's preferences (FitTrackee's four).
+#[derive(Debug, Clone)]
+pub struct Preferences {
+    pub timezone: String,
+    pub weekm: bool,
+    /// A language tag, or none.
+    pub language: Option<String>,
+    pub imperial_units: bool,
+}
+
+pub async fn update_preferences(
+    conn: &mut AnyConnection,
+    id: i64,
+    preferences: &Preferences,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET timezone = $1, weekm = $2, language = $3, imperial_units = $4 WHERE id = $5",
+    )
+    .bind(&preferences.timezone)
+    .bind(preferences.weekm)
+    .bind(&preferences.language)
+    .bind(preferences.imperial_units)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The version of the user's password, which moves on with every change: what a token issued
+/// for one password (a reset link) records, to die with it. None when there is no such user.
+pub async fn password_version(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query("SELECT password_version FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
         .await?
-        .try_get("n")
+        .map(|row| row.try_get("password_version"))
+        .transpose()
+}
+
+/// Sets whether the user has a picture.
+pub async fn set_picture(
+    conn: &mut AnyConnection,
+    id: i64,
+    picture: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET picture = $1 WHERE id = $2")
+        .bind(picture)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn birth_dates_as_flask_writes_them() {
+        assert_eq!(
+            birth_date_json(Some("1960-02-29")),
+            json!("Mon, 29 Feb 1960 00:00:00 GMT")
+        );
+        assert_eq!(birth_date_json(None), Value::Null);
+        assert_eq!(birth_date_json(Some("not a date")), Value::Null);
+    }
 }

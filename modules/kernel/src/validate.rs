@@ -5,7 +5,10 @@
 use std::fmt;
 
 use crate::address;
-use crate::config::MAX_PASSWORD_LENGTH;
+
+/// Passwords longer than this are refused before any hashing: argon2 on a megabyte is a
+/// denial of service, and NIST SP 800-63B asks for at least 64.
+pub const MAX_PASSWORD_LENGTH: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
@@ -88,26 +91,54 @@ pub fn email_key(raw: &str) -> String {
     }
 }
 
+/// Why a new password is refused. Its `line` is FitTrackee's message; a caller that needs to
+/// tell the cases apart (a page choosing its own words) matches on the variant, never on the
+/// line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordProblem {
+    /// The password and its confirmation differ.
+    Differ,
+    /// Shorter than `passwords.min_length`.
+    TooShort { min_length: usize },
+    /// Longer than [`MAX_PASSWORD_LENGTH`].
+    TooLong,
+    /// zxcvbn scores it below `passwords.min_strength` (`Passwords::screen`).
+    Guessable,
+}
+
+impl PasswordProblem {
+    pub fn line(&self) -> String {
+        match self {
+            PasswordProblem::Differ => PASSWORDS_DIFFER.to_owned(),
+            PasswordProblem::TooShort { min_length } => {
+                format!("password: {min_length} characters required\n")
+            }
+            PasswordProblem::TooLong => {
+                format!("password: {MAX_PASSWORD_LENGTH} characters maximum\n")
+            }
+            PasswordProblem::Guessable => PASSWORD_GUESSABLE.to_owned(),
+        }
+    }
+}
+
 impl Password {
-    /// Checks a new password and its confirmation. Lines in FitTrackee's order; a password over
-    /// 128 characters is refused here, before anything hashes it.
+    /// Checks a new password and its confirmation. Problems in FitTrackee's order; a password
+    /// over 128 characters is refused here, before anything hashes it.
     pub fn parse(
         raw: &str,
         confirmation: &str,
         min_length: usize,
-    ) -> Result<Password, Vec<String>> {
+    ) -> Result<Password, Vec<PasswordProblem>> {
         let mut errors = Vec::new();
         if raw != confirmation {
-            errors.push(PASSWORDS_DIFFER.to_owned());
+            errors.push(PasswordProblem::Differ);
         }
         let length = raw.chars().count();
         if length < min_length {
-            errors.push(format!("password: {min_length} characters required\n"));
+            errors.push(PasswordProblem::TooShort { min_length });
         }
         if length > MAX_PASSWORD_LENGTH {
-            errors.push(format!(
-                "password: {MAX_PASSWORD_LENGTH} characters maximum\n"
-            ));
+            errors.push(PasswordProblem::TooLong);
         }
         if errors.is_empty() {
             Ok(Password(raw.to_owned()))
@@ -224,23 +255,27 @@ mod tests {
         }
     }
 
+    fn lines(problems: Vec<PasswordProblem>) -> Vec<String> {
+        problems.iter().map(PasswordProblem::line).collect()
+    }
+
     #[test]
     fn passwords() {
         assert!(Password::parse("12345678", "12345678", 8).is_ok());
         assert_eq!(
-            Password::parse("1234567", "7654321", 8).unwrap_err(),
+            lines(Password::parse("1234567", "7654321", 8).unwrap_err()),
             vec![
                 PASSWORDS_DIFFER.to_owned(),
                 "password: 8 characters required\n".to_owned()
             ]
         );
         assert_eq!(
-            Password::parse("short", "short", 12).unwrap_err(),
+            lines(Password::parse("short", "short", 12).unwrap_err()),
             vec!["password: 12 characters required\n".to_owned()]
         );
         let long = "x".repeat(129);
         assert_eq!(
-            Password::parse(&long, &long, 8).unwrap_err(),
+            lines(Password::parse(&long, &long, 8).unwrap_err()),
             vec!["password: 128 characters maximum\n".to_owned()]
         );
         assert_eq!(
@@ -407,7 +442,10 @@ mod properties {
                     prop_assert!(expected.is_empty(), "accepted {:?}", raw);
                     prop_assert_eq!(password.into_inner(), raw);
                 }
-                Err(lines) => prop_assert_eq!(lines, expected),
+                Err(problems) => prop_assert_eq!(
+                    problems.iter().map(PasswordProblem::line).collect::<Vec<_>>(),
+                    expected
+                ),
             }
         }
     }

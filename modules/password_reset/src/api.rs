@@ -1,16 +1,14 @@
-use std::net::IpAddr;
-
 use kernel::language::Language;
 use kernel::throttle::{self, Counter};
 use kernel::validate::email_key;
-use kernel::{users, ApiError, ApiResult, Background, Config, Db, Mailer, Passwords, Payload};
+use kernel::{users, ApiError, ApiResult, Caller, Mailer, Payload, Services};
 use rocket::serde::json::{json, Value};
 use rocket::{post, routes, Route, State};
 use serde::Deserialize;
 use sqlx::AnyPool;
 
 use crate::reset::{reset, Refusal};
-use crate::tokens;
+use crate::{reset_tokens, PasswordResetConfig};
 
 pub const INVALID_TOKEN: &str = "invalid token, please request a new token";
 
@@ -29,31 +27,42 @@ struct ResetRequest {
 /// work: a graceful shutdown waits for it.
 #[post("/reset-request", data = "<body>")]
 async fn reset_request(
+    kernel: Services<'_>,
+    config: &State<PasswordResetConfig>,
+    caller: Caller,
     body: Payload<ResetRequest>,
-    db: &State<Db>,
-    config: &State<Config>,
-    mailer: &State<Mailer>,
-    background: &State<Background>,
-    client: Option<IpAddr>,
 ) -> ApiResult<Value> {
     let account = email_key(&body.0.email);
+    let throttling = &kernel.config.throttle;
+    // The kind names are stored, as digests, in counters already running: keep them.
     let counters = [
-        Counter::ResetRequestsOfAccount(&account),
-        Counter::ResetRequestsOfClient(client),
+        Counter::new(
+            throttling,
+            "reset:account",
+            &account,
+            config.requests_per_account,
+        ),
+        Counter::new(
+            throttling,
+            "reset:client",
+            &throttle::client_text(caller.client),
+            config.requests_per_client,
+        ),
     ];
     {
         // Counted first, atomically: no burst gets more answers than the limit. Both counters
         // in one transaction: one turn at SQLite's write lock.
-        let mut tx = kernel::db::begin_write(db).await?;
-        let verdict = throttle::take(&mut tx, &config.throttle, &counters).await?;
+        let mut tx = kernel::db::begin_write(kernel.db).await?;
+        let verdict = throttle::take(&mut tx, throttling, &counters).await?;
         tx.commit().await?;
         verdict.or_too_many()?;
     }
-    let pool: AnyPool = (***db).clone();
-    let (config, mailer) = (config.inner().clone(), mailer.inner().clone());
+    let pool: AnyPool = (**kernel.db).clone();
+    let (public_url, ttl) = (kernel.config.public_url.clone(), config.token_ttl);
+    let mailer = kernel.mailer.clone();
     let email = body.0.email;
-    background.spawn(async move {
-        if let Err(e) = send_reset_link(&pool, &config, &mailer, &email).await {
+    kernel.background.spawn(async move {
+        if let Err(e) = send_reset_link(&pool, &public_url, ttl, &mailer, &email).await {
             tracing::error!("password reset request: {e}");
         }
     });
@@ -64,7 +73,8 @@ async fn reset_request(
 #[tracing::instrument(name = "reset_link", skip_all)]
 async fn send_reset_link(
     pool: &AnyPool,
-    config: &Config,
+    public_url: &str,
+    ttl: u64,
     mailer: &Mailer,
     email: &str,
 ) -> Result<(), String> {
@@ -75,11 +85,11 @@ async fn send_reset_link(
         .await
         .map_err(|e| e.to_string())?;
     let Some(user) = user else { return Ok(()) };
-    let token = tokens::issue(&mut tx, user.id, config.tokens.reset_ttl).await?;
+    let token = reset_tokens::issue(&mut tx, user.id, ttl).await?;
     let lang = Language::of_user(user.language.as_deref()).code();
     let context = json!({
-        "link": format!("{}/password-reset?token={token}", config.public_url),
-        "validity": tokens::validity(config.tokens.reset_ttl, lang),
+        "link": format!("{public_url}/password-reset?token={token}"),
+        "validity": reset_tokens::validity(ttl, lang),
     });
     let message = mailer.compose("password_reset", lang, &user.email, &user.username, context)?;
     mailer
@@ -100,34 +110,18 @@ struct Update {
 }
 
 #[post("/update", data = "<body>")]
-async fn update(
-    body: Payload<Update>,
-    db: &State<Db>,
-    config: &State<Config>,
-    passwords: &State<Passwords>,
-    mailer: &State<Mailer>,
-    client: Option<IpAddr>,
-) -> ApiResult<Value> {
+async fn update(kernel: Services<'_>, caller: Caller, body: Payload<Update>) -> ApiResult<Value> {
     let Update {
         token,
         password,
         password_conf,
     } = body.0;
-    match reset(
-        db,
-        config,
-        passwords,
-        mailer,
-        &token,
-        &password,
-        &password_conf,
-        client,
-    )
-    .await
-    {
+    match reset(kernel, &token, &password, &password_conf, caller.client).await {
         Ok(_) => Ok(json!({ "status": "success", "message": "password updated" })),
         Err(Refusal::InvalidToken) => Err(ApiError::unauthorized(INVALID_TOKEN)),
-        Err(Refusal::Password(lines)) => Err(ApiError::bad_request(lines.concat())),
+        Err(Refusal::Password(problems)) => Err(ApiError::bad_request(
+            problems.iter().map(|p| p.line()).collect::<String>(),
+        )),
         Err(Refusal::Internal(e)) => Err(e),
     }
 }

@@ -1,17 +1,15 @@
 //! The pages a browser user opens from the reset email. Plain HTML forms, no JavaScript, in the
 //! user's language (English or French), never cached and never leaking the token in a Referer.
 
-use std::net::IpAddr;
-
 use kernel::config::MAX_PASSWORD_LENGTH;
 use kernel::language::{BrowserLanguage, Language};
-use kernel::validate::{PASSWORDS_DIFFER, PASSWORD_GUESSABLE};
-use kernel::{ApiError, Config, Db, Mailer, Passwords};
+use kernel::validate::PasswordProblem;
+use kernel::{ApiError, Caller, Services};
 use rocket::form::{Form, FromForm};
 use rocket::http::{Header, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder};
-use rocket::{get, post, routes, Route, State};
+use rocket::{get, post, routes, Route};
 use rocket_dyn_templates::{context, Template};
 
 use crate::reset::{holder, reset, Refusal};
@@ -71,21 +69,20 @@ fn form_page(
 #[get("/password-reset?<token>")]
 async fn form(
     token: Option<&str>,
-    db: &State<Db>,
-    config: &State<Config>,
+    kernel: Services<'_>,
     browser: BrowserLanguage,
 ) -> Result<Page, ApiError> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Ok(invalid(browser.0.code()));
     };
-    match holder(db, token).await {
+    match holder(kernel.db, token).await {
         Ok(Some(user)) => {
             let lang = language_of(&user);
             Ok(form_page(
                 Status::Ok,
                 lang,
                 token,
-                config.passwords.min_length,
+                kernel.config.passwords.min_length,
                 None,
             ))
         }
@@ -106,33 +103,19 @@ struct ResetForm {
 #[post("/password-reset", data = "<form>")]
 async fn submit(
     form: Form<ResetForm>,
-    db: &State<Db>,
-    config: &State<Config>,
-    passwords: &State<Passwords>,
-    mailer: &State<Mailer>,
+    kernel: Services<'_>,
+    caller: Caller,
     browser: BrowserLanguage,
-    client: Option<IpAddr>,
 ) -> Result<Page, ApiError> {
     let token = form.token.clone().unwrap_or_default();
     let password = form.password.clone().unwrap_or_default();
     let confirmation = form.password_conf.clone().unwrap_or_default();
     // The page's language is the account's, known from the token while it is valid.
-    let lang = match holder(db, &token).await {
+    let lang = match holder(kernel.db, &token).await {
         Ok(Some(user)) => language_of(&user),
         _ => browser.0.code(),
     };
-    match reset(
-        db,
-        config,
-        passwords,
-        mailer,
-        &token,
-        &password,
-        &confirmation,
-        client,
-    )
-    .await
-    {
+    match reset(kernel, &token, &password, &confirmation, caller.client).await {
         Ok(user) => {
             let lang = language_of(&user);
             Ok(Page {
@@ -141,12 +124,14 @@ async fn submit(
             })
         }
         Err(Refusal::InvalidToken) => Ok(invalid(lang)),
-        Err(Refusal::Password(lines)) => {
-            let error = if lines.iter().any(|l| l == PASSWORDS_DIFFER) {
+        Err(Refusal::Password(problems)) => {
+            // The page says one thing, the first of these that applies.
+            let has = |p: fn(&PasswordProblem) -> bool| problems.iter().any(p);
+            let error = if has(|p| *p == PasswordProblem::Differ) {
                 "mismatch"
-            } else if lines.iter().any(|l| l == PASSWORD_GUESSABLE) {
+            } else if has(|p| *p == PasswordProblem::Guessable) {
                 "guessable"
-            } else if password.chars().count() > MAX_PASSWORD_LENGTH {
+            } else if has(|p| *p == PasswordProblem::TooLong) {
                 "too_long"
             } else {
                 "too_short"
@@ -155,7 +140,7 @@ async fn submit(
                 Status::BadRequest,
                 lang,
                 &token,
-                config.passwords.min_length,
+                kernel.config.passwords.min_length,
                 Some(error),
             ))
         }

@@ -4,7 +4,7 @@
 //! An upload is read while it streams in and refused past the run-time limit
 //! (`max_single_file_size`, [`upload`]); its content must be the image its extension names,
 //! decoded under limits and re-encoded, which drops every byte of metadata ([`image`]: GIFs
-//! keep their first frame only). The result goes to the kernel's pictures store, in the
+//! keep their first frame only). The result goes to the module's store ([`store`]), in the
 //! database, and is served with a strong ETag ([`serve`]).
 //!
 //! When the module is off nothing is mounted: every picture path is a JSON 404.
@@ -12,9 +12,11 @@
 mod image;
 mod serve;
 mod size;
+mod store;
 mod upload;
 
-use kernel::pictures::{self, Lookup, Picture};
+use crate::store::{Lookup, Picture};
+use kernel::config::{ConfigError, Section};
 use kernel::validate::Username;
 use kernel::{settings, ApiError, ApiResult, AuthUser, Db, Describe};
 use rocket::data::Data;
@@ -22,6 +24,7 @@ use rocket::fairing::AdHoc;
 use rocket::http::Status;
 use rocket::serde::json::{json, Value};
 use rocket::{delete, get, post, routes, State};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
@@ -31,16 +34,48 @@ use crate::upload::BodyHeaders;
 
 pub fn stage() -> AdHoc {
     kernel::module(
-        "pictures",
-        |rocket| {
+        |rocket, config: PicturesConfig| {
+            if let Some(initial) = rocket.state::<settings::InitialSettings>() {
+                initial.set_max_single_file_size(config.max_size);
+            }
             rocket
                 .manage(Decoders::new())
                 .mount("/api/auth", routes![update, remove])
                 .mount("/api/users", routes![picture])
                 .describe(include_str!("../openapi.json"))
         },
-        |rocket| rocket,
+        |rocket, _| rocket,
     )
+}
+
+/// The section `pictures.*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PicturesConfig {
+    /// Initial value of the run-time setting `max_single_file_size`, in bytes.
+    pub max_size: u64,
+}
+
+impl Default for PicturesConfig {
+    fn default() -> Self {
+        PicturesConfig {
+            max_size: 1024 * 1024,
+        }
+    }
+}
+
+impl Section for PicturesConfig {
+    const NAME: &'static str = "pictures";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_size == 0 {
+            return Err(ConfigError::invalid(
+                "pictures.max_size",
+                "must be at least 1 byte (got 0)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Permits to decode, one per CPU: decoding is CPU-bound and may take up to
@@ -88,8 +123,7 @@ async fn update(
         etag: hex::encode(Sha256::digest(&data)),
         data,
     };
-    let mut conn = db.acquire().await?;
-    pictures::put(&mut conn, auth.user.id, &picture).await?;
+    store::put(db, auth.user.id, &picture).await?;
     tracing::info!(
         user_id = auth.user.id,
         format = picture.format,
@@ -102,8 +136,7 @@ async fn update(
 /// 204 whether or not there was a picture: the outcome the client asked for holds either way.
 #[delete("/picture")]
 async fn remove(auth: AuthUser, db: &State<Db>) -> ApiResult<Status> {
-    let mut conn = db.acquire().await?;
-    pictures::delete(&mut conn, auth.user.id).await?;
+    store::delete(db, auth.user.id).await?;
     Ok(Status::NoContent)
 }
 
@@ -115,7 +148,7 @@ async fn picture(username: &str, if_none_match: IfNoneMatch, db: &State<Db>) -> 
         return Err(ApiError::not_found(NO_USER));
     };
     let mut conn = db.acquire().await?;
-    let user_id = match pictures::lookup(&mut conn, &username).await? {
+    let user_id = match store::lookup(&mut conn, &username).await? {
         Lookup::NoUser => return Err(ApiError::not_found(NO_USER)),
         Lookup::NoPicture => return Err(ApiError::not_found(NO_PICTURE)),
         Lookup::Tagged { etag, .. } if if_none_match.matches(&etag) => {
@@ -125,7 +158,7 @@ async fn picture(username: &str, if_none_match: IfNoneMatch, db: &State<Db>) -> 
     };
     // Read again with the bytes: if the picture changed in between, this is the new one, with
     // its own ETag.
-    match pictures::get(&mut conn, user_id).await? {
+    match store::get(&mut conn, user_id).await? {
         Some(picture) => Ok(Served::Image(picture)),
         None => Err(ApiError::not_found(NO_PICTURE)),
     }

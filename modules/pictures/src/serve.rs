@@ -8,7 +8,7 @@
 
 use std::io::Cursor;
 
-use kernel::pictures::Picture;
+use crate::store::Picture;
 use rocket::http::{Header, Status};
 use rocket::request::{self, FromRequest, Request};
 use rocket::response::{self, Responder, Response};

@@ -3,46 +3,56 @@
 
 mod json;
 
-use std::net::IpAddr;
-
+use kernel::auth::Read;
+use kernel::config::Section;
 use kernel::language::LanguageTag;
-use kernel::sessions::Read;
-use kernel::stats::Stats;
+use kernel::users::{Preferences, ProfileFields};
 use kernel::validate::{self, Password};
-use kernel::{
-    sessions, users, ApiError, ApiResult, AuthUser, Config, Db, Describe, Mailer, Passwords,
-    Payload,
-};
+use kernel::{auth, users, ApiError, ApiResult, AuthUser, Caller, Db, Describe, Payload, Services};
 use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, State};
+use serde::Deserialize;
 use serde_json::Map;
 
-use crate::json::{field, nullable_string, parse_birth_date, profile_json};
+use crate::json::{field, nullable_string, parse_birth_date};
 
 pub fn stage() -> AdHoc {
     kernel::module(
-        "profile",
-        |rocket| {
+        |rocket, config: ProfileConfig| {
             rocket
+                .manage(config)
                 .mount(
                     "/api/auth",
                     routes![profile, edit_profile, edit_preferences],
                 )
                 .describe(include_str!("../openapi.json"))
         },
-        |rocket| rocket,
+        |rocket, _| rocket,
     )
 }
 
-async fn respond(db: &Db, stats: &Stats, user_id: i64, message: Option<&str>) -> ApiResult<Value> {
+/// The section `profile_edit.*` (not `profile.*`: `ROCKET_PROFILE` is Rocket's profile
+/// selector, so the environment could not set it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Changing the password through `profile/edit` requires `current_password`. Off by
+    /// default: FitTrackee 0.5's clients do not send it. When sent, it is always checked.
+    pub require_current_password: bool,
+}
+
+impl Section for ProfileConfig {
+    const NAME: &'static str = "profile";
+    const KEY: &'static str = "profile_edit";
+}
+
+async fn respond(db: &Db, user_id: i64, message: Option<&str>) -> ApiResult<Value> {
     let mut conn = db.acquire().await?;
     let user = users::by_id(&mut conn, user_id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized(sessions::PROVIDE_TOKEN))?;
-    drop(conn);
-    let summary = stats.summary(db, user_id).await?;
-    let mut body = json!({ "status": "success", "data": profile_json(&user, &summary) });
+        .ok_or_else(|| ApiError::unauthorized(auth::PROVIDE_TOKEN))?;
+    let mut body = json!({ "status": "success", "data": user.to_json() });
     if let Some(message) = message {
         body["message"] = message.into();
     }
@@ -50,9 +60,8 @@ async fn respond(db: &Db, stats: &Stats, user_id: i64, message: Option<&str>) ->
 }
 
 #[get("/profile")]
-async fn profile(auth: AuthUser<Read>, stats: Stats, db: &State<Db>) -> ApiResult<Value> {
-    let summary = stats.summary(db, auth.user.id).await?;
-    Ok(json!({ "status": "success", "data": profile_json(&auth.user, &summary) }))
+fn profile(auth: AuthUser<Read>) -> Value {
+    json!({ "status": "success", "data": auth.user.to_json() })
 }
 
 /// Longest values kept, as FitTrackee's columns.
@@ -62,17 +71,20 @@ const BIO_MAX: usize = 200;
 /// The five profile keys are required (null allowed); `password` and `password_conf` are
 /// optional. A password change ends the user's other sessions and keeps this one.
 #[post("/profile/edit", data = "<body>")]
-#[allow(clippy::too_many_arguments)] // a handler's request guards are its arguments
 async fn edit_profile(
     auth: AuthUser,
-    client: Option<IpAddr>,
-    stats: Stats,
-    db: &State<Db>,
-    config: &State<Config>,
-    passwords: &State<Passwords>,
-    mailer: &State<Mailer>,
+    kernel: Services<'_>,
+    caller: Caller,
+    profile: &State<ProfileConfig>,
     body: Payload<Map<String, Value>>,
 ) -> ApiResult<Value> {
+    let Services {
+        db,
+        config,
+        passwords,
+        mailer,
+        ..
+    } = kernel;
     let body = body.0;
     let first_name = nullable_string(&body, "first_name")?;
     let last_name = nullable_string(&body, "last_name")?;
@@ -123,8 +135,8 @@ async fn edit_profile(
         match password.map(|p| Password::parse(&p, &confirmation, config.passwords.min_length)) {
             None => None,
             Some(Ok(p)) => Some(p),
-            Some(Err(errors)) => {
-                lines.extend(errors);
+            Some(Err(problems)) => {
+                lines.extend(problems.iter().map(|p| p.line()));
                 None
             }
         };
@@ -132,15 +144,16 @@ async fn edit_profile(
         let mut words = validate::account_words(&auth.user.username, &auth.user.email);
         words.extend(first_name.iter().chain(&last_name).cloned());
         let min = config.passwords.min_strength;
-        if let Some(line) = passwords.screen(candidate, &words, min).await? {
-            lines.push_str(line);
+        if let Some(problem) = passwords.screen(candidate, &words, min).await? {
+            lines.push_str(&problem.line());
         }
     }
     if !lines.is_empty() {
         return Err(ApiError::bad_request(lines));
     }
     if password.is_some() {
-        confirm_current(db, config, passwords, &auth, client, current).await?;
+        let required = profile.require_current_password || auth.narrowed;
+        confirm_current(kernel, &auth, caller, current, required).await?;
     }
 
     // Hash before taking a connection: none is held across argon2.
@@ -148,22 +161,19 @@ async fn edit_profile(
         Some(p) => Some(passwords.hash(p.into_inner()).await?),
         None => None,
     };
+    let fields = ProfileFields {
+        first_name,
+        last_name,
+        location,
+        bio,
+        birth_date,
+    };
     let mut tx = kernel::db::begin_write(db).await?;
-    sqlx::query(
-        "UPDATE users SET first_name = $1, last_name = $2, location = $3, bio = $4, birth_date = $5 WHERE id = $6",
-    )
-    .bind(first_name)
-    .bind(last_name)
-    .bind(location)
-    .bind(bio)
-    .bind(birth_date)
-    .bind(auth.user.id)
-    .execute(&mut *tx)
-    .await?;
+    users::update_profile(&mut tx, auth.user.id, &fields).await?;
     let changed = hash.is_some();
     if let Some(hash) = hash {
         users::set_password(&mut tx, auth.user.id, &hash).await?;
-        let ended = sessions::close_all(&mut tx, auth.user.id, Some(&auth.session_id)).await?;
+        let ended = auth::close_all(&mut tx, auth.user.id, Some(&auth.session_id)).await?;
         mailer
             .password_changed(&mut tx, &auth.user)
             .await
@@ -179,31 +189,35 @@ async fn edit_profile(
         // This instance's courier sends it now rather than at its next poll.
         mailer.wake();
     }
-    respond(db, &stats, auth.user.id, Some("user profile updated")).await
+    respond(db, auth.user.id, Some("user profile updated")).await
 }
 
-/// ASVS 2.1.6: the current password, when sent or when `passwords.require_current` asks for it,
-/// must match before the password changes. A wrong one counts as a failed login of the account,
-/// so a stolen token cannot be used to guess the password. A narrowed token always needs it:
-/// otherwise its holder could set a password and log in for a token as broad as the owner's.
+/// ASVS 2.1.6: the current password, when sent or when
+/// `profile_edit.require_current_password` asks for it, must match before the password changes.
+/// A wrong one counts as a failed login of the account, so a stolen token cannot be used to
+/// guess the password. A narrowed token always needs it: otherwise its holder could set a
+/// password and log in for a token as broad as the owner's.
 async fn confirm_current(
-    db: &Db,
-    config: &Config,
-    passwords: &Passwords,
+    kernel: Services<'_>,
     auth: &AuthUser,
-    client: Option<IpAddr>,
+    caller: Caller,
     current: Option<String>,
+    required: bool,
 ) -> Result<(), ApiError> {
+    let Services {
+        db,
+        config,
+        passwords,
+        ..
+    } = kernel;
     let current = match current {
         Some(current) => current,
-        None if config.passwords.require_current || auth.narrowed => {
-            return Err(ApiError::bad_request(CURRENT_MISSING))
-        }
+        None if required => return Err(ApiError::bad_request(CURRENT_MISSING)),
         None => return Ok(()),
     };
     let account = validate::email_key(&auth.user.email);
     let sign_in = passwords
-        .check_credentials(db, &config.throttle, &account, client, current)
+        .check_credentials(db, &config.throttle, &account, caller.client, current)
         .await?
         .verified()?;
     let mut tx = kernel::db::begin_write(db).await?;
@@ -219,7 +233,6 @@ const TIMEZONE_MAX: usize = 50;
 #[post("/profile/edit/preferences", data = "<body>")]
 async fn edit_preferences(
     auth: AuthUser,
-    stats: Stats,
     db: &State<Db>,
     body: Payload<Map<String, Value>>,
 ) -> ApiResult<Value> {
@@ -247,15 +260,14 @@ async fn edit_preferences(
     if !lines.is_empty() {
         return Err(ApiError::bad_request(lines));
     }
+    let preferences = Preferences {
+        timezone,
+        weekm,
+        language,
+        imperial_units,
+    };
     let mut conn = db.acquire().await?;
-    sqlx::query("UPDATE users SET timezone = $1, weekm = $2, language = $3, imperial_units = $4 WHERE id = $5")
-        .bind(timezone)
-        .bind(weekm)
-        .bind(language)
-        .bind(imperial_units)
-        .bind(auth.user.id)
-        .execute(&mut *conn)
-        .await?;
+    users::update_preferences(&mut conn, auth.user.id, &preferences).await?;
     drop(conn);
-    respond(db, &stats, auth.user.id, Some("user preferences updated")).await
+    respond(db, auth.user.id, Some("user preferences updated")).await
 }

@@ -3,15 +3,11 @@
 //! When the module is switched off it still answers that route, with FitTrackee's 403
 //! "error, registration is disabled", so clients see why rather than a 404.
 
-use std::net::IpAddr;
-
-use kernel::sessions::UserAgent;
+use kernel::config::{ConfigError, Section};
 use kernel::throttle::{self, Counter};
 use kernel::users::{self, InsertError};
 use kernel::validate::{account_words, Email, Password, Username};
-use kernel::{
-    sessions, settings, ApiError, ApiResult, Config, Db, Describe, Passwords, Payload, TokenKeys,
-};
+use kernel::{auth, settings, ApiError, ApiResult, Caller, Describe, Payload, Services};
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
 use rocket::serde::json::{json, Value};
@@ -23,17 +19,57 @@ pub const ALREADY_EXISTS: &str = "sorry, that user already exists";
 
 pub fn stage() -> AdHoc {
     kernel::module(
-        "registration",
-        |rocket| {
+        |rocket, config: RegistrationConfig| {
             rocket
+                .manage(config)
                 .mount("/api/auth", routes![register])
                 .describe(include_str!("../openapi.json"))
         },
-        |rocket| {
+        |rocket, _| {
             rocket
                 .mount("/api/auth", routes![registration_off])
                 .describe(include_str!("../openapi-disabled.json"))
         },
+    )
+}
+
+/// The section `registration.*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Accounts made from one client per `throttle.window`, before a 429.
+    pub per_client: i64,
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig { per_client: 10 }
+    }
+}
+
+impl Section for RegistrationConfig {
+    const NAME: &'static str = "registration";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.per_client < 1 {
+            return Err(ConfigError::invalid(
+                "registration.per_client",
+                format!("must be at least 1 (got {})", self.per_client),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The counter of accounts made from one client (the kind name is stored, as a digest, in
+/// counters already running: keep it).
+fn made_by(kernel: &Services<'_>, config: &RegistrationConfig, caller: &Caller) -> Counter {
+    let client = throttle::client_text(caller.client);
+    Counter::new(
+        &kernel.config.throttle,
+        "register:client",
+        &client,
+        config.per_client,
     )
 }
 
@@ -47,44 +83,45 @@ struct Registration {
 
 #[post("/register", data = "<body>")]
 async fn register(
-    db: &State<Db>,
-    config: &State<Config>,
-    keys: &State<TokenKeys>,
-    passwords: &State<Passwords>,
-    client: Option<IpAddr>,
-    agent: UserAgent,
+    kernel: Services<'_>,
+    config: &State<RegistrationConfig>,
+    caller: Caller,
     body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
-    let counters = [Counter::RegistrationsOfClient(client)];
+    let counters = [made_by(&kernel, config, &caller)];
+    let throttling = &kernel.config.throttle;
     {
-        let mut conn = db.acquire().await?;
+        let mut conn = kernel.db.acquire().await?;
         // Closed registration is the first answer, whatever the payload.
         if !settings::load(&mut conn).await?.is_registration_enabled() {
             return Err(ApiError::forbidden(DISABLED));
         }
         // Accounts made per client are counted before anything else, so that no burst passes
         // the limit; an attempt that makes no account (typos in a form) gives its count back.
-        throttle::take(&mut conn, &config.throttle, &counters)
+        throttle::take(&mut conn, throttling, &counters)
             .await?
             .or_too_many()?;
     }
-    let outcome = create(db, config, keys, passwords, client, &agent, body).await;
+    let outcome = create(kernel, &caller, body).await;
     if outcome.is_err() {
-        let mut conn = db.acquire().await?;
-        throttle::refund(&mut conn, &config.throttle, &counters).await?;
+        let mut conn = kernel.db.acquire().await?;
+        throttle::refund(&mut conn, throttling, &counters).await?;
     }
     outcome
 }
 
 async fn create(
-    db: &Db,
-    config: &Config,
-    keys: &TokenKeys,
-    passwords: &Passwords,
-    client: Option<IpAddr>,
-    agent: &UserAgent,
+    kernel: Services<'_>,
+    caller: &Caller,
     body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
+    let Services {
+        db,
+        config,
+        keys,
+        passwords,
+        ..
+    } = kernel;
     let form = body?.0;
     let username = Username::parse(&form.username);
     let email = Email::parse(&form.email);
@@ -97,8 +134,8 @@ async fn create(
         // zxcvbn runs on the password workers; no pooled connection is held meanwhile.
         let words = account_words(&form.username, &form.email);
         let min = config.passwords.min_strength;
-        if let Some(line) = passwords.screen(candidate, &words, min).await? {
-            password = Err(vec![line.to_owned()]);
+        if let Some(problem) = passwords.screen(candidate, &words, min).await? {
+            password = Err(vec![problem]);
         }
     }
     let (username, email, password) = match (username, email, password) {
@@ -107,7 +144,7 @@ async fn create(
             let mut lines = String::new();
             lines.extend(u.err().into_iter().flatten());
             lines.extend(e.err());
-            lines.extend(p.err().into_iter().flatten());
+            lines.extend(p.err().into_iter().flatten().map(|p| p.line()));
             return Err(ApiError::bad_request(lines));
         }
     };
@@ -135,9 +172,9 @@ async fn create(
         Err(InsertError::Duplicate) => return Err(ApiError::bad_request(ALREADY_EXISTS)),
         Err(InsertError::Database(e)) => return Err(e.into()),
     };
-    let token = sessions::open(&mut tx, keys, config, user_id, agent).await?;
+    let token = auth::open(&mut tx, keys, config, user_id, &caller.agent).await?;
     // The client that made the account is one of its own (docs: SECURITY.md, lockout).
-    throttle::know_client(&mut tx, &config.throttle, &email.key(), client).await?;
+    throttle::know_client(&mut tx, &config.throttle, &email.key(), caller.client).await?;
     tx.commit().await?;
     tracing::info!(user_id, "user registered");
     Ok((

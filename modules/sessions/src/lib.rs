@@ -2,15 +2,16 @@
 
 mod manage;
 
-use std::net::IpAddr;
+use std::fmt::{self, Write as _};
 
-use kernel::metrics::Login as LoginOutcome;
+use kernel::auth::Manage;
+use kernel::config::Section;
 use kernel::passwords::Credentials;
-use kernel::sessions::{Manage, UserAgent};
 use kernel::validate::email_key;
-use kernel::{
-    sessions, ApiResult, AuthUser, Config, Db, Describe, Metrics, Passwords, Payload, TokenKeys,
-};
+use kernel::{auth, ApiResult, AuthUser, Caller, Db, Describe, Metrics, Payload, Services};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
 use rocket::{get, post, routes, State};
@@ -18,15 +19,65 @@ use serde::Deserialize;
 
 pub fn stage() -> AdHoc {
     kernel::module(
-        "sessions",
-        |rocket| {
+        |rocket, _: SessionsConfig| {
+            let logins = Logins::default();
+            if let Some(metrics) = rocket.state::<Metrics>() {
+                metrics.register("logins", "Login attempts, by outcome", logins.0.clone());
+            }
             rocket
+                .manage(logins)
                 .mount("/api/auth", routes![login, logout_get, logout_post])
                 .mount("/api/auth", manage::routes())
                 .describe(include_str!("../openapi.json"))
         },
-        |rocket| rocket,
+        |rocket, _| rocket,
     )
+}
+
+/// The section `sessions.*`: no keys yet (a session's lifetime is the kernel's
+/// `tokens.session_ttl`, as the guard that checks it is the kernel's).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {}
+
+impl Section for SessionsConfig {
+    const NAME: &'static str = "sessions";
+}
+
+/// How a login ended: the `outcome` label of `stride_logins_total`, which says nothing of
+/// whether the address has an account (an unknown one fails like a wrong password).
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Failed,
+    /// Refused with a 429 before any password was checked.
+    Throttled,
+}
+
+/// Label values in lower case, as Prometheus names go.
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
+        encoder.write_str(match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Throttled => "throttled",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: Outcome,
+}
+
+/// This module's series: logins by outcome.
+#[derive(Default)]
+struct Logins(Family<OutcomeLabels, Counter>);
+
+impl Logins {
+    fn count(&self, outcome: Outcome) {
+        self.0.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
 }
 
 #[derive(Deserialize)]
@@ -40,39 +91,41 @@ struct Login {
 /// past the limit the answer is a 429, whatever the password. Each outcome is counted in the
 /// metrics.
 #[post("/login", data = "<body>")]
-#[allow(clippy::too_many_arguments)] // a handler's request guards are its arguments
 async fn login(
-    db: &State<Db>,
-    config: &State<Config>,
-    keys: &State<TokenKeys>,
-    passwords: &State<Passwords>,
-    metrics: &State<Metrics>,
-    client: Option<IpAddr>,
-    agent: UserAgent,
+    kernel: Services<'_>,
+    caller: Caller,
+    logins: &State<Logins>,
     body: Payload<Login>,
 ) -> ApiResult<Value> {
+    let Services {
+        db,
+        config,
+        keys,
+        passwords,
+        ..
+    } = kernel;
     let Login { email, password } = body.0;
     let account = email_key(&email);
     let outcome = passwords
-        .check_credentials(db, &config.throttle, &account, client, password)
+        .check_credentials(db, &config.throttle, &account, caller.client, password)
         .await?;
-    metrics.login(match outcome {
-        Credentials::Verified(_) => LoginOutcome::Ok,
-        Credentials::Invalid => LoginOutcome::Failed,
-        Credentials::Throttled { .. } => LoginOutcome::Throttled,
+    logins.count(match outcome {
+        Credentials::Verified(_) => Outcome::Ok,
+        Credentials::Invalid => Outcome::Failed,
+        Credentials::Throttled { .. } => Outcome::Throttled,
     });
     let sign_in = outcome.verified()?;
     // The success and the new session in one transaction: one turn at SQLite's write lock.
     let mut tx = kernel::db::begin_write(db).await?;
     sign_in.record(&mut tx, &config.throttle).await?;
-    let token = sessions::open(&mut tx, keys, config, sign_in.user_id, &agent).await?;
+    let token = auth::open(&mut tx, keys, config, sign_in.user_id, &caller.agent).await?;
     tx.commit().await?;
     Ok(json!({ "status": "success", "message": "successfully logged in", "auth_token": token }))
 }
 
 async fn logout(auth: AuthUser<Manage>, db: &Db) -> ApiResult<Value> {
     let mut conn = db.acquire().await?;
-    sessions::close(&mut conn, &auth.session_id).await?;
+    auth::close(&mut conn, &auth.session_id).await?;
     Ok(json!({ "status": "success", "message": "successfully logged out" }))
 }
 

@@ -1,14 +1,12 @@
 //! A user's own sessions: `GET /api/auth/sessions` lists them, `DELETE /api/auth/sessions/<id>`
 //! ends one, `DELETE /api/auth/sessions` ends all but the one making the request.
 
+use kernel::auth::Manage;
 use kernel::dates::http_date_from_unix;
-use kernel::db::now;
-use kernel::sessions::Manage;
-use kernel::{sessions, ApiError, ApiResult, AuthUser, Db};
+use kernel::{auth, ApiError, ApiResult, AuthUser, Db};
 use rocket::http::Status;
 use rocket::serde::json::{json, Value};
 use rocket::{delete, get, routes, Route, State};
-use sqlx::Row;
 
 pub fn routes() -> Vec<Route> {
     routes![list, end_one, end_others]
@@ -17,28 +15,20 @@ pub fn routes() -> Vec<Route> {
 #[get("/sessions")]
 async fn list(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
     let mut conn = db.acquire().await?;
-    let rows = sqlx::query(
-        "SELECT id, created_at, last_used_at, expires_at, user_agent FROM sessions \
-         WHERE user_id = $1 AND expires_at >= $2 ORDER BY last_used_at DESC, created_at DESC",
-    )
-    .bind(auth.user.id)
-    .bind(now())
-    .fetch_all(&mut *conn)
-    .await?;
-    let sessions = rows
-        .iter()
-        .map(|row| -> Result<Value, sqlx::Error> {
-            let id: String = row.try_get("id")?;
-            Ok(json!({
-                "id": id,
-                "created_at": http_date_from_unix(row.try_get("created_at")?),
-                "last_used_at": http_date_from_unix(row.try_get("last_used_at")?),
-                "expires_at": http_date_from_unix(row.try_get("expires_at")?),
-                "user_agent": row.try_get::<Option<String>, _>("user_agent")?,
-                "current": id == auth.session_id,
-            }))
+    let sessions: Vec<Value> = auth::list(&mut conn, auth.user.id)
+        .await?
+        .into_iter()
+        .map(|session| {
+            json!({
+                "current": session.id == auth.session_id,
+                "id": session.id,
+                "created_at": http_date_from_unix(session.created_at),
+                "last_used_at": http_date_from_unix(session.last_used_at),
+                "expires_at": http_date_from_unix(session.expires_at),
+                "user_agent": session.user_agent,
+            })
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     Ok(json!({ "status": "success", "data": { "sessions": sessions } }))
 }
 
@@ -47,12 +37,7 @@ async fn list(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
 #[delete("/sessions/<id>")]
 async fn end_one(auth: AuthUser<Manage>, db: &State<Db>, id: &str) -> ApiResult<Status> {
     let mut conn = db.acquire().await?;
-    let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(auth.user.id)
-        .execute(&mut *conn)
-        .await?;
-    if done.rows_affected() == 0 {
+    if !auth::close_of(&mut conn, auth.user.id, id).await? {
         return Err(ApiError::not_found("session not found"));
     }
     Ok(Status::NoContent)
@@ -61,7 +46,7 @@ async fn end_one(auth: AuthUser<Manage>, db: &State<Db>, id: &str) -> ApiResult<
 #[delete("/sessions")]
 async fn end_others(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
     let mut conn = db.acquire().await?;
-    let ended = sessions::close_all(&mut conn, auth.user.id, Some(&auth.session_id)).await?;
+    let ended = auth::close_all(&mut conn, auth.user.id, Some(&auth.session_id)).await?;
     Ok(
         json!({ "status": "success", "message": "other sessions ended", "data": { "ended": ended } }),
     )

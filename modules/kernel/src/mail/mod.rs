@@ -93,10 +93,6 @@ impl Mailer {
         })
     }
 
-    pub fn renderer(&self) -> &Renderer {
-        &self.renderer
-    }
-
     /// Renders `email/{lang}/{kind}/{subject,text,html}` for `to`, with `username`, `public_url`
     /// and `context` available to the templates.
     pub fn compose(

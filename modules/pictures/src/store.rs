@@ -1,13 +1,15 @@
 //! The pictures store: at most one picture per user, kept in the database (bytes, format and
 //! ETag), so every instance serves every picture and a database backup holds them all.
 //!
-//! The store only keeps what it is given: checking, re-encoding and hashing are the pictures
-//! module's business. A user's `picture` flag (`User::picture`) is read from this table.
+//! The store only keeps what it is given: checking and re-encoding are done before. The
+//! module's table (`pictures`, migrations/*/20261125000002_pictures.sql) is read and written
+//! here only; the user's `picture` flag, which every user object carries, is the kernel's
+//! (`users::set_picture`), set in the same transaction as the row.
 
-use sqlx::{AnyConnection, Row};
-
-use crate::db::now;
-use crate::validate::Username;
+use kernel::db::{self, now};
+use kernel::users;
+use kernel::validate::Username;
+use sqlx::{AnyConnection, AnyPool, Row};
 
 /// A stored picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,12 +34,9 @@ pub enum Lookup {
 }
 
 /// Stores a user's picture, replacing the previous one in the same statement, so a reader sees
-/// the old picture or the new one, never none.
-pub async fn put(
-    conn: &mut AnyConnection,
-    user_id: i64,
-    picture: &Picture,
-) -> Result<(), sqlx::Error> {
+/// the old picture or the new one, never none; the user's flag changes in the same transaction.
+pub async fn put(pool: &AnyPool, user_id: i64, picture: &Picture) -> Result<(), sqlx::Error> {
+    let mut tx = db::begin_write(pool).await?;
     sqlx::query(
         "INSERT INTO pictures (user_id, format, etag, data, updated_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (user_id) DO UPDATE SET format = excluded.format, etag = excluded.etag, \
@@ -48,28 +47,31 @@ pub async fn put(
     .bind(&picture.etag)
     .bind(&picture.data)
     .bind(now())
-    .execute(conn)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    users::set_picture(&mut tx, user_id, true).await?;
+    tx.commit().await
 }
 
 /// The user named `username` (case-insensitively) and the ETag of their picture, without the
 /// bytes: enough to answer a conditional request.
 pub async fn lookup(conn: &mut AnyConnection, username: &Username) -> Result<Lookup, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT u.id, p.etag FROM users u LEFT JOIN pictures p ON p.user_id = u.id \
-         WHERE lower(u.username) = $1",
-    )
-    .bind(username.as_str().to_ascii_lowercase())
-    .fetch_optional(conn)
-    .await?;
-    let Some(row) = row else {
+    let Some(user) = users::by_username(&mut *conn, username.as_str()).await? else {
         return Ok(Lookup::NoUser);
     };
-    Ok(match row.try_get::<Option<String>, _>("etag")? {
+    if !user.picture {
+        return Ok(Lookup::NoPicture);
+    }
+    let etag: Option<String> = sqlx::query("SELECT etag FROM pictures WHERE user_id = $1")
+        .bind(user.id)
+        .fetch_optional(conn)
+        .await?
+        .map(|row| row.try_get("etag"))
+        .transpose()?;
+    Ok(match etag {
         None => Lookup::NoPicture,
         Some(etag) => Lookup::Tagged {
-            user_id: row.try_get("id")?,
+            user_id: user.id,
             etag,
         },
     })
@@ -91,11 +93,13 @@ pub async fn get(conn: &mut AnyConnection, user_id: i64) -> Result<Option<Pictur
     .transpose()
 }
 
-/// Removes a user's picture; false when there was none.
-pub async fn delete(conn: &mut AnyConnection, user_id: i64) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM pictures WHERE user_id = $1")
+/// Removes a user's picture, and the user's flag with it.
+pub async fn delete(pool: &AnyPool, user_id: i64) -> Result<(), sqlx::Error> {
+    let mut tx = db::begin_write(pool).await?;
+    sqlx::query("DELETE FROM pictures WHERE user_id = $1")
         .bind(user_id)
-        .execute(conn)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() > 0)
+    users::set_picture(&mut tx, user_id, false).await?;
+    tx.commit().await
 }

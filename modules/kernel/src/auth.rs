@@ -1,6 +1,7 @@
-//! Sessions: one row per login, so that a logout (or a password change) kills a token at once
-//! on every instance sharing the database. The token names its row; the `AuthUser` guard reads
-//! the row and the user in one query.
+//! Authentication: one session row per login, so that a logout (or a password change) kills a
+//! token at once on every instance sharing the database. The token names its row; the
+//! `AuthUser` guard reads the row and the user in one query. The sessions store (open, list,
+//! close) is here too: the guard and the store are one table's room.
 
 use std::marker::PhantomData;
 
@@ -27,6 +28,7 @@ const LAST_USED_PRECISION: i64 = 60;
 const USER_AGENT_MAX: usize = 256;
 
 /// The client's `User-Agent`, to tell sessions apart in the user's list.
+#[derive(Debug, Clone)]
 pub struct UserAgent(pub Option<String>);
 
 #[rocket::async_trait]
@@ -90,6 +92,54 @@ pub async fn close(conn: &mut AnyConnection, session_id: &str) -> Result<(), sql
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A live session, as its user sees it in their list.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub user_agent: Option<String>,
+}
+
+/// A user's live sessions, the most recently used first.
+pub async fn list(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<SessionInfo>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, created_at, last_used_at, expires_at, user_agent FROM sessions \
+         WHERE user_id = $1 AND expires_at >= $2 ORDER BY last_used_at DESC, created_at DESC",
+    )
+    .bind(user_id)
+    .bind(now())
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SessionInfo {
+                id: row.try_get("id")?,
+                created_at: row.try_get("created_at")?,
+                last_used_at: row.try_get("last_used_at")?,
+                expires_at: row.try_get("expires_at")?,
+                user_agent: row.try_get("user_agent")?,
+            })
+        })
+        .collect()
+}
+
+/// Ends one of a user's sessions; false when the user has no such session (another user's
+/// included).
+pub async fn close_of(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    session_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
+        .bind(session_id)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
 }
 
 /// Ends every session of a user but `keep` (the one making the request), or all of them.

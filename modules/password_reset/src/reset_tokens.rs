@@ -1,10 +1,13 @@
 //! Reset tokens: 32 random bytes, given once to the user (in the email link) and kept only as
 //! their SHA-256. A token is good once, until it expires, and only for the password it was
-//! issued under: any password change moves `users.password_version` on and kills it.
+//! issued under: any password change moves the user's password version on
+//! (`users::password_version`) and kills it. The module's table, `password_reset_tokens`, is
+//! read and written here only.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use kernel::db::now;
+use kernel::users;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
@@ -19,14 +22,19 @@ pub async fn issue(conn: &mut AnyConnection, user_id: i64, ttl: u64) -> Result<S
     getrandom::fill(&mut bytes).map_err(|e| format!("no OS randomness: {e}"))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let created_at = now();
+    let version = users::password_version(&mut *conn, user_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the user is gone")?;
     sqlx::query(
         "INSERT INTO password_reset_tokens (token_hash, user_id, password_version, created_at, expires_at) \
-         SELECT $1, id, password_version, $2, $3 FROM users WHERE id = $4",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(digest(&token))
+    .bind(user_id)
+    .bind(version)
     .bind(created_at)
     .bind(created_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)))
-    .bind(user_id)
     .execute(conn)
     .await
     .map_err(|e| e.to_string())?;
@@ -37,15 +45,18 @@ pub async fn issue(conn: &mut AnyConnection, user_id: i64, ttl: u64) -> Result<S
 /// current password.
 pub async fn holder(conn: &mut AnyConnection, token: &str) -> Result<Option<i64>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT t.user_id FROM password_reset_tokens t JOIN users u ON u.id = t.user_id \
-         WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at >= $2 \
-           AND t.password_version = u.password_version",
+        "SELECT user_id, password_version FROM password_reset_tokens \
+         WHERE token_hash = $1 AND used_at IS NULL AND expires_at >= $2",
     )
     .bind(digest(token))
     .bind(now())
-    .fetch_optional(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    row.map(|r| r.try_get("user_id")).transpose()
+    let Some(row) = row else { return Ok(None) };
+    let (user_id, issued_for): (i64, i64) =
+        (row.try_get("user_id")?, row.try_get("password_version")?);
+    let current = users::password_version(conn, user_id).await?;
+    Ok((current == Some(issued_for)).then_some(user_id))
 }
 
 /// Marks a token used; false when another request used it first.
