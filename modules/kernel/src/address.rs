@@ -30,6 +30,8 @@ use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 use lettre::message::Mailbox;
 use lettre::Address;
 
+use crate::error::Failure;
+
 /// RFC 5321: a path holds at most 256 octets, brackets included.
 pub const MAX_LENGTH: usize = 254;
 /// RFC 5321 §4.5.3.1.1.
@@ -139,14 +141,15 @@ pub fn parse(raw: &str) -> Result<Parsed, Refusal> {
 
 /// The address the courier hands to the SMTP server for a stored recipient: the domain in
 /// A-labels, so that no relay needs SMTPUTF8 for an internationalised domain.
-pub fn delivery_address(recipient: &str) -> Result<Address, String> {
-    let mailbox = Mailbox::from_str(recipient).map_err(|e| format!("recipient: {e}"))?;
+pub fn delivery_address(recipient: &str) -> Result<Address, Failure> {
+    let mailbox = Mailbox::from_str(recipient).map_err(|e| Failure::new("recipient", e))?;
     let (user, domain) = (mailbox.email.user(), mailbox.email.domain());
     if domain.is_ascii() {
         return Ok(mailbox.email);
     }
-    let ascii = ascii_domain(domain).ok_or("recipient: not a deliverable domain")?;
-    Address::new(user, ascii).map_err(|e| format!("recipient: {e}"))
+    let ascii = ascii_domain(domain)
+        .ok_or_else(|| Failure::new("recipient", "not a deliverable domain"))?;
+    Address::new(user, ascii).map_err(|e| Failure::new("recipient", e))
 }
 
 /// The domain in A-labels, lower case; `None` when it is not a host name (STD3 rules, no
@@ -482,12 +485,16 @@ mod tests {
             assert!(parsed.delivery.is_ascii());
         }
         assert_eq!(
-            delivery_address("user@bücher.example").map(|a| a.to_string()),
-            Ok("user@xn--bcher-kva.example".to_owned())
+            delivery_address("user@bücher.example")
+                .map(|a| a.to_string())
+                .ok(),
+            Some("user@xn--bcher-kva.example".to_owned())
         );
         assert_eq!(
-            delivery_address("sam@example.com").map(|a| a.to_string()),
-            Ok("sam@example.com".to_owned())
+            delivery_address("sam@example.com")
+                .map(|a| a.to_string())
+                .ok(),
+            Some("sam@example.com".to_owned())
         );
         assert!(delivery_address("\"odd user\"@example.com").is_err());
     }
@@ -595,8 +602,8 @@ mod properties {
                 prop_assert!(parsed.delivery.is_ascii(), "{:?}", parsed);
                 prop_assert!(parsed.delivery.len() <= MAX_LENGTH);
                 prop_assert!(!parsed.stored.chars().any(invisible));
-                prop_assert_eq!(delivery_address(&parsed.stored).map(|a| a.to_string()),
-                    Ok(parsed.delivery.clone()));
+                prop_assert_eq!(delivery_address(&parsed.stored).map(|a| a.to_string()).ok(),
+                    Some(parsed.delivery.clone()));
                 // The stored form is its own parse: stable.
                 prop_assert_eq!(parse(&parsed.stored).map(|p| p.key), Ok(parsed.key.clone()));
                 prop_assert_eq!(parse(&parsed.delivery).map(|p| p.key), Ok(parsed.key.clone()));

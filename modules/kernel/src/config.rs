@@ -199,9 +199,9 @@ impl Config {
                 "must be between 0 (off) and 4",
             ));
         }
-        self.email.validate().map_err(ConfigError)?;
-        self.throttle.validate().map_err(ConfigError)?;
-        self.metrics.validate().map_err(ConfigError)?;
+        self.email.validate()?;
+        self.throttle.validate()?;
+        self.metrics.validate()?;
         Ok(())
     }
 }

@@ -22,6 +22,29 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Why the kernel could not do something, for the operator's log (a client never sees it: a
+/// request that meets one answers `ApiError::internal`): what it was doing, and the cause, kept
+/// as the error's source.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct Failure {
+    context: Cow<'static, str>,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl Failure {
+    pub fn new(
+        context: impl Into<Cow<'static, str>>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Failure {
+        Failure {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
 pub const INVALID_PAYLOAD: &str = "invalid payload";
 pub const REQUEST_TIMEOUT: &str = "error, request timeout";
 pub const INTERNAL_ERROR: &str = "error, please try again or contact the administrator";

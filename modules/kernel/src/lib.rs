@@ -137,18 +137,21 @@ async fn try_prepare(
     rocket: &Rocket<Build>,
 ) -> Result<(Config, TokenKeys, Passwords, Mailer), String> {
     let config = Config::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
-    let renderer = templates::Renderer::load(&templates::template_dir(rocket.figment())?)?;
+    let dir = templates::template_dir(rocket.figment()).map_err(|e| e.to_string())?;
+    let renderer = templates::Renderer::load(&dir).map_err(|e| e.to_string())?;
     let metrics = rocket
         .state::<metrics::Metrics>()
         .cloned()
         .ok_or("the metrics are not managed")?;
-    let mailer = Mailer::new(renderer, &config, metrics)?;
+    let mailer = Mailer::new(renderer, &config, metrics).map_err(|e| e.to_string())?;
     let db = Db::fetch(rocket).ok_or("the database pool did not start")?;
     db::migrate(db)
         .await
         .map_err(|e| format!("database migration failed: {e}"))?;
     let mut conn = db.acquire().await.map_err(|e| format!("database: {e}"))?;
-    let keys = TokenKeys::load(&mut conn, config.tokens.private_key.as_deref()).await?;
+    let keys = TokenKeys::load(&mut conn, config.tokens.private_key.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
     let initial = rocket
         .state::<settings::InitialSettings>()
         .ok_or("the initial settings are not managed")?;

@@ -47,14 +47,15 @@ impl Default for MetricsConfig {
 const MIN_TOKEN_LENGTH: usize = 16;
 
 impl MetricsConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         match &self.token {
             Some(token)
                 if token.chars().count() < MIN_TOKEN_LENGTH
                     || !token.chars().all(|c| c.is_ascii_graphic()) =>
             {
-                Err(format!(
-                    "metrics.token: must be at least {MIN_TOKEN_LENGTH} printable ASCII characters, without spaces"
+                Err(crate::config::ConfigError::invalid(
+                    "metrics.token",
+                    format!("must be at least {MIN_TOKEN_LENGTH} printable ASCII characters, without spaces"),
                 ))
             }
             _ => Ok(()),

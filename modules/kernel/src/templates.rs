@@ -15,14 +15,16 @@ use rocket::figment::value::magic::RelativePathBuf;
 use rocket::figment::Figment;
 use serde::Serialize;
 
+use crate::error::Failure;
+
 pub const DEFAULT_TEMPLATE_DIR: &str = "templates";
 
 /// The configured `template_dir`, resolved as Rocket resolves it.
-pub fn template_dir(figment: &Figment) -> Result<PathBuf, String> {
+pub fn template_dir(figment: &Figment) -> Result<PathBuf, Failure> {
     match figment.extract_inner::<RelativePathBuf>("template_dir") {
         Ok(path) => Ok(path.relative()),
         Err(e) if e.missing() => Ok(PathBuf::from(DEFAULT_TEMPLATE_DIR)),
-        Err(e) => Err(format!("template_dir: {e}")),
+        Err(e) => Err(Failure::new("template_dir", e)),
     }
 }
 
@@ -56,17 +58,18 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> std::io::Result<()> {
 impl Renderer {
     /// Loads every template below `root` (they are small, and loading them all at start turns
     /// a syntax error into a start failure rather than a failed email).
-    pub fn load(root: &Path) -> Result<Renderer, String> {
+    pub fn load(root: &Path) -> Result<Renderer, Failure> {
         let mut files = Vec::new();
-        walk(root, &mut files).map_err(|e| format!("template_dir {}: {e}", root.display()))?;
+        walk(root, &mut files)
+            .map_err(|e| Failure::new(format!("template_dir {}", root.display()), e))?;
         let mut sources = Vec::new();
         let mut escaped = HashMap::new();
         for path in files {
             let Some((name, ext)) = template_name(root, &path) else {
                 continue;
             };
-            let source =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let source = std::fs::read_to_string(&path)
+                .map_err(|e| Failure::new(path.display().to_string(), e))?;
             escaped.insert(name.clone(), ext == "html");
             sources.push((name, source, path));
         }
@@ -82,19 +85,15 @@ impl Renderer {
         });
         for (name, source, path) in sources {
             env.add_template_owned(name, source)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|e| Failure::new(path.display().to_string(), e))?;
         }
         Ok(Renderer { env: Arc::new(env) })
     }
 
-    pub fn render(&self, name: &str, context: impl Serialize) -> Result<String, String> {
-        let template = self
-            .env
-            .get_template(name)
-            .map_err(|e| format!("template {name}: {e}"))?;
-        template
-            .render(context)
-            .map_err(|e| format!("template {name}: {e}"))
+    pub fn render(&self, name: &str, context: impl Serialize) -> Result<String, Failure> {
+        let failed = |e| Failure::new(format!("template {name}"), e);
+        let template = self.env.get_template(name).map_err(failed)?;
+        template.render(context).map_err(failed)
     }
 }
 

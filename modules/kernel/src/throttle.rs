@@ -31,6 +31,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
+use crate::config::ConfigError;
 use crate::db::now;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,13 +69,16 @@ impl Default for ThrottleConfig {
 }
 
 impl ThrottleConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for (key, seconds) in [
             ("window", self.window),
             ("account_window", self.account_window),
         ] {
             if seconds == 0 {
-                return Err(format!("throttle.{key}: must be at least 1 second (got 0)"));
+                return Err(ConfigError::invalid(
+                    &format!("throttle.{key}"),
+                    "must be at least 1 second (got 0)",
+                ));
             }
         }
         let limits = [
@@ -89,7 +93,10 @@ impl ThrottleConfig {
             ("login_failures_per_client", self.login_failures_per_client),
         ];
         match limits.iter().find(|(_, n)| *n < 1) {
-            Some((key, n)) => Err(format!("throttle.{key}: must be at least 1 (got {n})")),
+            Some((key, n)) => Err(ConfigError::invalid(
+                &format!("throttle.{key}"),
+                format!("must be at least 1 (got {n})"),
+            )),
             None => Ok(()),
         }
     }

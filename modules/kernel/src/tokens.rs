@@ -39,6 +39,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Semaphore;
 
+use crate::error::Failure;
+
 /// The longest token judged at all: a plain session token is 272 characters and one narrowing
 /// block adds about 200; anything past this is refused before it is decoded.
 pub const MAX_TOKEN_LENGTH: usize = 4096;
@@ -143,9 +145,9 @@ pub struct RequestFacts<'a> {
 }
 
 impl TokenKeys {
-    pub fn from_hex(hex: &str) -> Result<TokenKeys, String> {
-        let private =
-            PrivateKey::from_bytes_hex(hex, Algorithm::Ed25519).map_err(|e| e.to_string())?;
+    pub fn from_hex(hex: &str) -> Result<TokenKeys, Failure> {
+        let private = PrivateKey::from_bytes_hex(hex, Algorithm::Ed25519)
+            .map_err(|e| Failure::new("an Ed25519 private key", e))?;
         let keys = KeyPair::from(&private);
         let public = keys.public();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -163,9 +165,9 @@ impl TokenKeys {
     pub async fn load(
         conn: &mut AnyConnection,
         configured: Option<&str>,
-    ) -> Result<TokenKeys, String> {
+    ) -> Result<TokenKeys, Failure> {
         if let Some(hex) = configured {
-            return TokenKeys::from_hex(hex).map_err(|e| format!("tokens.private_key: {e}"));
+            return TokenKeys::from_hex(hex).map_err(|e| Failure::new("tokens.private_key", e));
         }
         let candidate = KeyPair::new().private().to_bytes_hex();
         sqlx::query("INSERT INTO instance_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
@@ -173,14 +175,14 @@ impl TokenKeys {
             .bind(&candidate)
             .execute(&mut *conn)
             .await
-            .map_err(|e| e.to_string())?;
-        let row = sqlx::query("SELECT value FROM instance_secrets WHERE name = $1")
+            .map_err(|e| Failure::new("storing the root key", e))?;
+        let stored: String = sqlx::query("SELECT value FROM instance_secrets WHERE name = $1")
             .bind(ROOT_KEY_NAME)
             .fetch_one(&mut *conn)
             .await
-            .map_err(|e| e.to_string())?;
-        let stored: String = row.try_get("value").map_err(|e| e.to_string())?;
-        TokenKeys::from_hex(&stored).map_err(|e| format!("stored root key: {e}"))
+            .and_then(|row| row.try_get("value"))
+            .map_err(|e| Failure::new("reading the root key", e))?;
+        TokenKeys::from_hex(&stored).map_err(|e| Failure::new("the stored root key", e))
     }
 
     /// The public half of the root key: what a holder needs to read a token and narrow it.

@@ -1,3 +1,4 @@
+use kernel::error::Failure;
 use kernel::language::Language;
 use kernel::throttle::{self, Counter};
 use kernel::validate::email_key;
@@ -77,13 +78,12 @@ async fn send_reset_link(
     ttl: u64,
     mailer: &Mailer,
     email: &str,
-) -> Result<(), String> {
-    let mut tx = kernel::db::begin_write(pool)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<(), Failure> {
+    let database = |e| Failure::new("database", e);
+    let mut tx = kernel::db::begin_write(pool).await.map_err(database)?;
     let user = users::by_email(&mut tx, &email_key(email))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(database)?;
     let Some(user) = user else { return Ok(()) };
     let token = reset_tokens::issue(&mut tx, user.id, ttl).await?;
     let lang = Language::of_user(user.language.as_deref()).code();
@@ -92,11 +92,8 @@ async fn send_reset_link(
         "validity": reset_tokens::validity(ttl, lang),
     });
     let message = mailer.compose("password_reset", lang, &user.email, &user.username, context)?;
-    mailer
-        .enqueue(&mut tx, &message)
-        .await
-        .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
+    mailer.enqueue(&mut tx, &message).await.map_err(database)?;
+    tx.commit().await.map_err(database)?;
     mailer.wake();
     tracing::info!(user_id = user.id, "password reset link queued");
     Ok(())

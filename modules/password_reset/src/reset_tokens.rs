@@ -7,6 +7,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use kernel::db::now;
+use kernel::error::Failure;
 use kernel::users;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
@@ -17,15 +18,15 @@ pub fn digest(token: &str) -> String {
 
 /// Creates a token for a user's current password and returns it (the only time it exists in
 /// clear).
-pub async fn issue(conn: &mut AnyConnection, user_id: i64, ttl: u64) -> Result<String, String> {
+pub async fn issue(conn: &mut AnyConnection, user_id: i64, ttl: u64) -> Result<String, Failure> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no OS randomness: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| Failure::new("OS randomness", e.to_string()))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let created_at = now();
     let version = users::password_version(&mut *conn, user_id)
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or("the user is gone")?;
+        .map_err(|e| Failure::new("the user's password version", e))?
+        .ok_or_else(|| Failure::new("a reset token", "the user is gone"))?;
     sqlx::query(
         "INSERT INTO password_reset_tokens (token_hash, user_id, password_version, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -37,7 +38,7 @@ pub async fn issue(conn: &mut AnyConnection, user_id: i64, ttl: u64) -> Result<S
     .bind(created_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)))
     .execute(conn)
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| Failure::new("storing a reset token", e))?;
     Ok(token)
 }
 

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::{Mailer, Transport};
 use crate::db::{now, Backend, Db};
+use crate::error::Failure;
 use crate::metrics::EmailEvent;
 
 /// How long a claim lasts: a courier that died mid-send frees its message after this.
@@ -58,7 +59,7 @@ impl Outgoing {
 
     /// The message, to the recipient's delivery address (the domain in A-labels). An error is
     /// final: the same row will never make a message.
-    fn message(&self, from: &Mailbox) -> Result<Message, String> {
+    fn message(&self, from: &Mailbox) -> Result<Message, Failure> {
         let to = Mailbox::new(None, crate::address::delivery_address(&self.recipient)?);
         Message::builder()
             .from(from.clone())
@@ -70,7 +71,7 @@ impl Outgoing {
                 self.text.clone(),
                 self.html.clone(),
             ))
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failure::new("message", e))
     }
 }
 
@@ -148,7 +149,7 @@ async fn deliver(
             )
             .bind(attempts)
             .bind(now() + retry_in)
-            .bind(error)
+            .bind(error.to_string())
             .bind(give_up.then(now))
             .bind(mail.id)
             .execute(pool)

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
+use crate::config::ConfigError;
 use crate::db::now;
+use crate::error::Failure;
 use crate::language::Language;
 use crate::metrics::{EmailEvent, Metrics};
 use crate::templates::Renderer;
@@ -45,11 +47,11 @@ impl Default for EmailConfig {
 }
 
 impl EmailConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         Transport::check(self)?;
         self.from
             .parse::<Mailbox>()
-            .map_err(|e| format!("email.from: not an address ({e})"))?;
+            .map_err(|e| ConfigError::invalid("email.from", format!("not an address ({e})")))?;
         Ok(())
     }
 }
@@ -78,12 +80,12 @@ impl Mailer {
         renderer: Renderer,
         config: &crate::Config,
         metrics: Metrics,
-    ) -> Result<Mailer, String> {
+    ) -> Result<Mailer, ConfigError> {
         let from = config
             .email
             .from
             .parse()
-            .map_err(|e| format!("email.from: {e}"))?;
+            .map_err(|e| ConfigError::invalid("email.from", e))?;
         Ok(Mailer {
             renderer,
             from,
@@ -102,7 +104,7 @@ impl Mailer {
         to: &str,
         username: &str,
         context: impl Serialize,
-    ) -> Result<Email, String> {
+    ) -> Result<Email, Failure> {
         let context = minijinja::context! {
             username => username, public_url => &self.public_url, lang => lang, ..minijinja::Value::from_serialize(&context)
         };
@@ -159,10 +161,12 @@ impl Mailer {
         &self,
         conn: &mut AnyConnection,
         user: &User,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let lang = Language::of_user(user.language.as_deref()).code();
         let email = self.compose("password_changed", lang, &user.email, &user.username, ())?;
-        self.enqueue(conn, &email).await.map_err(|e| e.to_string())
+        self.enqueue(conn, &email)
+            .await
+            .map_err(|e| Failure::new("the outbox", e))
     }
 }
 
@@ -195,7 +199,11 @@ mod tests {
             }
             .validate()
             .unwrap_err();
-            assert!(e.starts_with("email.url"), "{bad}: {e}");
+            assert!(
+                e.to_string()
+                    .starts_with("invalid configuration: email.url"),
+                "{bad}: {e}"
+            );
         }
         let e = EmailConfig {
             from: "nobody".into(),
@@ -203,6 +211,10 @@ mod tests {
         }
         .validate()
         .unwrap_err();
-        assert!(e.starts_with("email.from"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("invalid configuration: email.from"),
+            "{e}"
+        );
     }
 }

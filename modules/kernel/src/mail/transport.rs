@@ -7,6 +7,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::EmailConfig;
+use crate::config::ConfigError;
+use crate::error::Failure;
 
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -49,14 +51,16 @@ fn tls_of(url: &str) -> Result<(TlsMode, String), String> {
 }
 
 /// Extra trust for the SMTP server's certificate: a private CA or a self-signed certificate.
-fn tls_parameters(host: &str, ca_file: &str) -> Result<TlsParameters, String> {
-    let pem = std::fs::read(ca_file).map_err(|e| format!("email.ca_file {ca_file}: {e}"))?;
-    let certificate =
-        Certificate::from_pem(&pem).map_err(|e| format!("email.ca_file {ca_file}: {e}"))?;
+fn tls_parameters(host: &str, ca_file: &str) -> Result<TlsParameters, ConfigError> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        ConfigError::invalid("email.ca_file", format!("{ca_file}: {e}"))
+    };
+    let pem = std::fs::read(ca_file).map_err(|e| invalid(&e))?;
+    let certificate = Certificate::from_pem(&pem).map_err(|e| invalid(&e))?;
     TlsParameters::builder(host.to_owned())
         .add_root_certificate(certificate)
         .build_rustls()
-        .map_err(|e| format!("email.ca_file {ca_file}: {e}"))
+        .map_err(|e| invalid(&e))
 }
 
 impl Transport {
@@ -66,46 +70,54 @@ impl Transport {
     }
 
     /// Checks the configuration without connecting or creating anything. Errors name the key.
-    pub fn check(config: &EmailConfig) -> Result<(), String> {
+    pub fn check(config: &EmailConfig) -> Result<(), ConfigError> {
         let url = config.url.as_str();
         if let Some(folder) = Self::folder(url) {
             if folder.as_os_str().is_empty() {
-                return Err("email.url: file:// needs a folder".into());
+                return Err(ConfigError::invalid("email.url", "file:// needs a folder"));
             }
             return match config.ca_file {
-                Some(_) => Err("email.ca_file: only used with SMTP over TLS".into()),
+                Some(_) => Err(ConfigError::invalid(
+                    "email.ca_file",
+                    "only used with SMTP over TLS",
+                )),
                 None => Ok(()),
             };
         }
         if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-            return Err("email.url: must be smtp://host:port, smtps://host or file://DIR".into());
+            return Err(ConfigError::invalid(
+                "email.url",
+                "must be smtp://host:port, smtps://host or file://DIR",
+            ));
         }
         AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| format!("email.url: {e}"))?;
-        let (mode, host) = tls_of(url).map_err(|e| format!("email.url: {e}"))?;
+            .map_err(|e| ConfigError::invalid("email.url", e))?;
+        let (mode, host) = tls_of(url).map_err(|e| ConfigError::invalid("email.url", e))?;
         if let Some(ca_file) = &config.ca_file {
             if mode == TlsMode::None {
-                return Err(
-                    "email.ca_file: only used with smtps:// or ?tls=required|opportunistic".into(),
-                );
+                return Err(ConfigError::invalid(
+                    "email.ca_file",
+                    "only used with smtps:// or ?tls=required|opportunistic",
+                ));
             }
             tls_parameters(&host, ca_file)?;
         }
         Ok(())
     }
 
-    pub fn open(config: &EmailConfig) -> Result<Transport, String> {
-        Self::check(config)?;
+    pub fn open(config: &EmailConfig) -> Result<Transport, Failure> {
+        Self::check(config).map_err(|e| Failure::new("email", e))?;
         if let Some(folder) = Self::folder(&config.url) {
             std::fs::create_dir_all(&folder)
-                .map_err(|e| format!("email folder {}: {e}", folder.display()))?;
+                .map_err(|e| Failure::new(format!("email folder {}", folder.display()), e))?;
             return Ok(Transport::File(AsyncFileTransport::new(folder)));
         }
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.url)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::new("email.url", e))?;
         if let Some(ca_file) = &config.ca_file {
-            let (mode, host) = tls_of(&config.url)?;
-            let parameters = tls_parameters(&host, ca_file)?;
+            let (mode, host) = tls_of(&config.url).map_err(|e| Failure::new("email.url", e))?;
+            let parameters =
+                tls_parameters(&host, ca_file).map_err(|e| Failure::new("email", e))?;
             builder = builder.tls(match mode {
                 TlsMode::Wrapper => Tls::Wrapper(parameters),
                 TlsMode::Required => Tls::Required(parameters),
@@ -116,18 +128,18 @@ impl Transport {
         Ok(Transport::Smtp(builder.timeout(Some(SMTP_TIMEOUT)).build()))
     }
 
-    pub async fn send(&self, message: Message) -> Result<(), String> {
+    pub async fn send(&self, message: Message) -> Result<(), Failure> {
         match self {
             Transport::Smtp(smtp) => smtp
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| Failure::new("SMTP", e)),
             Transport::File(file) => file
                 .send(message)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| Failure::new("email file", e)),
         }
     }
 }
