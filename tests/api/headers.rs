@@ -25,8 +25,8 @@ use rocket::http::Method;
 use rocket::Route;
 use serde_json::{json, Value};
 
+use crate::helpers::free_port;
 use crate::helpers::{each_backend, figment, Backend, RawReply, TestApp, TestDb, PASSWORD};
-use crate::mail::free_port;
 
 /// The proxy header the test servers trust, so that Rocket parses it (`ip_header`).
 const IP_HEADER: &str = "X-Forwarded-For";

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use socket2::{Domain, Socket, Type};
 
-use crate::cli::{call, call_ok, register_sam, start_with, Server};
+use crate::helpers::{call, call_ok, register_sam, start_with, Server};
 use crate::helpers::{file_body, multipart_content_type, PASSWORD};
 
 /// The tests that open hundreds of sockets run one at a time: the test process keeps well
@@ -378,7 +378,7 @@ fn a_trickled_json_body_is_answered_408_and_closed() {
 fn a_trickled_picture_upload_is_answered_408_and_closed() {
     let (server, _dir) = serve(BODY_LIMITS, 5, &[]);
     let token = register_sam(&server);
-    let body = file_body("me.png", &crate::pictures::png(64, 64));
+    let body = file_body("me.png", &crate::helpers::png(64, 64));
     let head = format!(
         "POST /api/auth/picture HTTP/1.1\r\nHost: stride\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
@@ -545,7 +545,7 @@ fn connections_past_the_per_client_bound_are_closed_at_once() {
 #[cfg(feature = "pictures")]
 fn upload_noise(server: &Server) -> usize {
     let token = register_sam(server);
-    let picture = crate::pictures::noise_png(550, 550);
+    let picture = crate::helpers::noise_png(550, 550);
     let body = file_body("noise.png", &picture);
     let mut upload = connect_from(1, server);
     let head = format!(
@@ -763,7 +763,7 @@ fn under_open_file_limit(dir: &std::path::Path, limit: u32, args: &str) -> Comma
 /// The launch line of `stride serve`, then the server is stopped.
 fn launch_line(mut command: Command) -> String {
     use std::io::BufRead;
-    let port = crate::cli::free_port();
+    let port = crate::helpers::free_port();
     let mut child = command
         .env("ROCKET_PORT", port.to_string())
         .stdout(Stdio::null())

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sqlx::Connection;
 
-use crate::cli::{call_ok, start_with, Server};
+use crate::helpers::{call_ok, start_with, Server};
 use crate::helpers::{each_backend, Backend, TestDb, PASSWORD};
 
 /// Client threads, and rounds each makes: a registration, then an edit of that new profile.

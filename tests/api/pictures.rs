@@ -6,50 +6,18 @@ use std::time::{Duration, Instant};
 
 use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
 use image::codecs::jpeg::JpegEncoder;
-use image::{AnimationDecoder, DynamicImage, Frame, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+use image::{AnimationDecoder, DynamicImage, Frame, ImageFormat, Rgba, RgbaImage};
 use serde_json::json;
 
 use crate::helpers::{
-    each_backend, file_body, multipart, multipart_content_type, Part, RawReply, TestApp,
+    each_backend, file_body, gradient, multipart, multipart_content_type, noise_png, png, Part,
+    RawReply, TestApp,
 };
 
 const UPDATED: &str = "user picture updated";
 const TOO_LARGE_1MB: &str = "error during picture update: file size exceeds 1.0MB";
 
 // ---- test pictures -------------------------------------------------------------------------
-
-fn gradient(width: u32, height: u32) -> RgbImage {
-    RgbImage::from_fn(width, height, |x, y| {
-        Rgb([(x * 40 % 256) as u8, (y * 60 % 256) as u8, 128])
-    })
-}
-
-pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    DynamicImage::ImageRgb8(gradient(width, height))
-        .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
-        .expect("png");
-    out
-}
-
-/// Pixels that do not compress: a picture whose size is about its pixel count × 3.
-pub(crate) fn noise_png(width: u32, height: u32) -> Vec<u8> {
-    let mut state = 0x2545_F491_u32;
-    let image = RgbImage::from_fn(width, height, |_, _| {
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            state.to_le_bytes()[0]
-        };
-        Rgb([next(), next(), next()])
-    });
-    let mut out = Vec::new();
-    DynamicImage::ImageRgb8(image)
-        .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
-        .expect("png");
-    out
-}
 
 fn jpeg(width: u32, height: u32) -> Vec<u8> {
     let mut out = Vec::new();

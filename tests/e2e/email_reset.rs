@@ -1,3 +1,7 @@
+//! Password reset by email, end to end: requests, links, the pages, French, concurrency, an
+//! SMTP outage, the file transport and TLS to the SMTP server, against a real SMTP server
+//! (aiosmtpd).
+
 use std::time::{Duration, Instant};
 
 use rocket::http::{ContentType, Header};
@@ -149,17 +153,6 @@ each_backend! {
         assert!(mail.text.contains("ignorez ce message"), "{}", mail.text);
     }
 
-    async fn invalid_payloads(backend) {
-        let app = TestApp::new(&backend).await;
-        for body in ["", "{}", "[]", r#"{"email": null}"#, r#"{"email": 42}"#] {
-            app.send("POST", "/api/auth/password/reset-request", None, Some(body)).await.assert_error(400, "invalid payload");
-        }
-        for body in ["", "{}", r#"{"token": "x", "password": "12345678"}"#,
-                     r#"{"token": 1, "password": "12345678", "password_conf": "12345678"}"#] {
-            app.send("POST", "/api/auth/password/update", None, Some(body)).await.assert_error(400, "invalid payload");
-        }
-    }
-
     async fn tokens_expire_and_die_with_a_password_change(backend) {
         let Some(smtp) = SmtpServer::start() else { return };
         let url = smtp.url();
@@ -202,7 +195,7 @@ each_backend! {
 
     async fn nothing_is_lost_while_smtp_is_down(backend) {
         // Nothing listens on this port yet.
-        let port = crate::mail::free_port();
+        let port = crate::helpers::free_port();
         let url = format!("smtp://127.0.0.1:{port}");
         let app = TestApp::with(&backend, { let url = url.clone(); move |f| f.merge(("email.url", url)) }).await;
         app.register("sam").await;
@@ -310,13 +303,6 @@ each_backend! {
         assert!(invalid.into_string().await.expect("html").contains("This link no longer works"));
     }
 
-    async fn module_off_mounts_nothing(backend) {
-        let app = TestApp::with(&backend, |f| f.merge(("modules.password_reset", false))).await;
-        app.post("/api/auth/password/reset-request", json!({"email": "a@b.co"})).await.assert_error(404, "error, page not found");
-        app.post("/api/auth/password/update", update("x", "y", "z")).await.assert_error(404, "error, page not found");
-        let page = app.client.get("/password-reset?token=x").dispatch().await;
-        assert_eq!(page.status().code, 404);
-    }
 }
 
 /// TLS to the SMTP server, as operators configure it: STARTTLS and SMTPS against a server whose

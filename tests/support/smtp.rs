@@ -1,7 +1,7 @@
 //! A real SMTP server for the tests: aiosmtpd (Debian's python3-aiosmtpd, or from PyPI) on a
 //! free port, storing what it receives in a Maildir; messages parsed with mail-parser.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,12 +70,7 @@ pub fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use crate::helpers::free_port;
 
 impl SmtpServer {
     /// Starts aiosmtpd on a free port; `None` (the test skips) when aiosmtpd is not installed

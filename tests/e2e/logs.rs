@@ -6,7 +6,7 @@ use std::fs::File;
 
 use serde_json::{json, Value};
 
-use crate::cli::{agent, call_ok, start_with};
+use crate::helpers::{agent, call_ok, start_with};
 use crate::mail::SmtpServer;
 
 /// What a full flow logged (stdout, then stderr), and its secrets.

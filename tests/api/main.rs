@@ -1,0 +1,25 @@
+//! Stride's specification through its HTTP surface, in process: Rocket's local client against
+//! a fresh server per test. Needs nothing but the build (and, for the PostgreSQL run of every
+//! test, `STRIDE_TEST_POSTGRES_URL`). What needs a binary, an SMTP server, a browser or a
+//! cluster is in tests/e2e.
+
+#[path = "../support/mod.rs"]
+mod helpers;
+
+mod addresses;
+mod attenuation;
+mod boundaries;
+mod config;
+mod errors;
+mod headers;
+mod languages;
+mod openapi;
+mod ops;
+mod password_reset;
+#[cfg(feature = "pictures")]
+mod pictures;
+mod profile;
+mod register;
+mod robustness;
+mod sessions;
+mod throttle;

@@ -1,0 +1,20 @@
+//! Stride end to end: the real binary as an operator runs it (the CLI, crashes, logs, shutdown,
+//! slow clients), emails through a real SMTP server (aiosmtpd), the reset pages in headless
+//! Chromium, and clusters of instances on one PostgreSQL database. In CI these fail, rather
+//! than skip, when what they need is missing (`.ci/run` installs it).
+
+#[path = "../support/mod.rs"]
+mod helpers;
+#[path = "../support/smtp.rs"]
+mod mail;
+
+mod browser;
+mod cli;
+mod cluster;
+mod crash;
+mod email_addresses;
+mod email_languages;
+mod email_reset;
+mod logs;
+mod shutdown;
+mod slow_clients;
