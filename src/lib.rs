@@ -58,6 +58,8 @@ pub fn build(figment: Figment) -> Rocket<Build> {
     let rocket = rocket.attach(password_reset::stage());
     #[cfg(feature = "pictures")]
     let rocket = rocket.attach(pictures::stage());
+    #[cfg(feature = "users")]
+    let rocket = rocket.attach(users::stage());
     rocket
 }
 
@@ -77,5 +79,7 @@ pub fn check_config(figment: &Figment) -> Result<(), kernel::config::ConfigError
     section::<password_reset::PasswordResetConfig>(figment)?;
     #[cfg(feature = "pictures")]
     section::<pictures::PicturesConfig>(figment)?;
+    #[cfg(feature = "users")]
+    section::<users::UsersConfig>(figment)?;
     Ok(())
 }

@@ -27,7 +27,7 @@ fn narrow(token: &str, block: BlockBuilder) -> String {
         .expect("encoded")
 }
 
-fn narrow_code(token: &str, code: &str) -> String {
+pub(crate) fn narrow_code(token: &str, code: &str) -> String {
     narrow(token, BlockBuilder::new().code(code).expect("datalog"))
 }
 

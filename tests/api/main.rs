@@ -23,3 +23,4 @@ mod register;
 mod robustness;
 mod sessions;
 mod throttle;
+mod users;

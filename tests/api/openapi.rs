@@ -19,6 +19,8 @@ const MODULES: &[&str] = &[
     "pictures",
     #[cfg(feature = "password_reset")]
     "password_reset",
+    #[cfg(feature = "users")]
+    "users",
 ];
 
 /// Rocket mounts no route of its own (no file server, no index): every mounted route is API.

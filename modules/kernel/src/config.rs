@@ -23,6 +23,9 @@ pub use crate::validate::MAX_PASSWORD_LENGTH;
 pub struct Config {
     /// Base of every link Stride writes (emails); never taken from the request's Host.
     pub public_url: String,
+    /// The map tiles' attribution, as `/api/config` reports it to FitTrackee's clients (HTML,
+    /// shown under every map).
+    pub map_attribution: String,
     pub tokens: TokenConfig,
     pub passwords: PasswordConfig,
     pub email: EmailConfig,
@@ -51,11 +54,14 @@ pub struct PasswordConfig {
 }
 
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8000";
+/// FitTrackee 0.5's default (its `TILE_SERVER_ATTRIBUTION`): OpenStreetMap's tiles.
+pub const DEFAULT_MAP_ATTRIBUTION: &str = "&copy; <a href=\"http://www.openstreetmap.org/copyright\" target=\"_blank\" rel=\"noopener noreferrer\">OpenStreetMap</a> contributors";
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             public_url: DEFAULT_PUBLIC_URL.into(),
+            map_attribution: DEFAULT_MAP_ATTRIBUTION.into(),
             tokens: TokenConfig::default(),
             passwords: PasswordConfig::default(),
             email: EmailConfig::default(),

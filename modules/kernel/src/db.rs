@@ -196,6 +196,23 @@ pub async fn begin_write(pool: &AnyPool) -> Result<WriteTx, sqlx::Error> {
     }
 }
 
+/// Serialises the changes of accounts that depend on other accounts (the last admin keeps their
+/// rights and their account), until the transaction ends: on PostgreSQL a transaction-scoped
+/// advisory lock, taken by every instance on the database; on SQLite the writing transaction
+/// already holds the database's one write lock ([`begin_write`]).
+pub async fn lock_accounts(tx: &mut WriteTx) -> Result<(), sqlx::Error> {
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(ACCOUNTS_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The advisory lock id of account changes: "stride:accounts", as an i64.
+const ACCOUNTS_LOCK: i64 = 0x5374_7269_6465_4163;
+
 /// The queue of writing transactions on one SQLite database, by its URL.
 fn writer_queue(url: &str) -> Arc<tokio::sync::Mutex<()>> {
     static QUEUES: OnceLock<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =

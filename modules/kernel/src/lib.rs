@@ -76,6 +76,7 @@ pub fn stage() -> AdHoc {
             .register("/", error::catchers())
             .manage(metrics::Metrics::new())
             .manage(settings::InitialSettings::default())
+            .manage(settings::SignUps::default())
             .manage(Background::new(ids))
             // Managed before any module's fairing runs, so that each can describe its routes.
             .manage(openapi::ApiDoc::new())

@@ -2,15 +2,16 @@
 //! and are read fresh by every request that needs them, so a change applies at once on every
 //! instance sharing the database.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use rocket::serde::json::{json, Json, Value};
-use rocket::{get, patch, routes, Route};
+use rocket::{get, patch, routes, Route, State};
 use rocket_db_pools::Connection;
 use serde::Deserialize;
 use sqlx::{AnyConnection, Row};
 
 use crate::auth::AdminUser;
+use crate::config::Config;
 use crate::db::{get_bool, Db};
 use crate::error::{ApiError, ApiResult};
 use crate::payload::Payload;
@@ -36,15 +37,34 @@ impl Settings {
         self.registration_switch && (self.max_users == 0 || self.nb_users < self.max_users)
     }
 
-    fn to_json(&self) -> Value {
+    /// FitTrackee's `/api/config` data. Registration is enabled only when a module offers it
+    /// ([`SignUps`]) and the settings allow it.
+    fn to_json(&self, sign_ups: &SignUps, config: &Config) -> Value {
         json!({
-            "is_registration_enabled": self.is_registration_enabled(),
+            "is_registration_enabled": sign_ups.offered() && self.is_registration_enabled(),
+            "map_attribution": config.map_attribution,
             "max_users": self.max_users,
             "max_single_file_size": self.max_single_file_size,
             "max_zip_file_size": self.max_zip_file_size,
             "gpx_limit_import": self.gpx_limit_import,
             "version": env!("CARGO_PKG_VERSION"),
         })
+    }
+}
+
+/// Whether this server offers sign-up at all: a module that creates accounts says so in its
+/// fairing ([`SignUps::offer`]). Off until one does, so a server built or configured without one
+/// never reports registration as enabled.
+#[derive(Debug, Default)]
+pub struct SignUps(AtomicBool);
+
+impl SignUps {
+    pub fn offer(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn offered(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -129,9 +149,13 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[get("/config")]
-async fn get_config(mut db: Connection<Db>) -> ApiResult<Value> {
+async fn get_config(
+    mut db: Connection<Db>,
+    sign_ups: &State<SignUps>,
+    config: &State<Config>,
+) -> ApiResult<Value> {
     let settings = load(&mut db).await?;
-    Ok(json!({ "status": "success", "data": settings.to_json() }))
+    Ok(json!({ "status": "success", "data": settings.to_json(sign_ups, config) }))
 }
 
 #[derive(Deserialize)]
@@ -147,6 +171,8 @@ struct ConfigPatch {
 async fn patch_config(
     _admin: AdminUser,
     mut db: Connection<Db>,
+    sign_ups: &State<SignUps>,
+    config: &State<Config>,
     patch: Payload<ConfigPatch>,
 ) -> ApiResult<Json<Value>> {
     let patch = patch.0;
@@ -205,6 +231,6 @@ async fn patch_config(
     .await?;
     let settings = load(&mut db).await?;
     Ok(Json(
-        json!({ "status": "success", "data": settings.to_json() }),
+        json!({ "status": "success", "data": settings.to_json(sign_ups, config) }),
     ))
 }

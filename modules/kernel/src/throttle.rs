@@ -128,20 +128,32 @@ pub fn client_text(ip: Option<IpAddr>) -> String {
     ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
-/// The subject a completed reset clears: every login counter of the account.
-fn login_subject(account: &str) -> String {
+/// The subject of every counter of an account (and of its known clients): what a completed
+/// reset clears of its failed logins, and what a deletion clears of everything. (The text
+/// digested is kept as it was when only login counters had one: rows already stored match.)
+fn account_subject(account: &str) -> String {
     digest(&format!("login-subject:{account}"))
 }
 
 impl Counter {
     /// A module's counter: at most `limit` events of `kind` (a name the module owns, such as
-    /// `reset:account`) for `whose` (an account key, or [`client_text`]) per `throttle.window`.
+    /// `reset:client`) for `whose` (a client's [`client_text`], or anything but an account) per
+    /// `throttle.window`.
     pub fn new(config: &ThrottleConfig, kind: &str, whose: &str, limit: i64) -> Counter {
         Counter {
             key: digest(&format!("{kind}:{whose}")),
             subject: None,
             limit,
             window: seconds(config.window),
+        }
+    }
+
+    /// A module's counter of an account (its address key, known or not): like [`Counter::new`],
+    /// and forgotten with the account's other counters ([`forget_account`]).
+    pub fn of_account(config: &ThrottleConfig, kind: &str, account: &str, limit: i64) -> Counter {
+        Counter {
+            subject: Some(account_subject(account)),
+            ..Counter::new(config, kind, account, limit)
         }
     }
 
@@ -153,7 +165,7 @@ impl Counter {
     ) -> Counter {
         Counter {
             key: digest(&format!("login:pair:{}:{account}", client_text(client))),
-            subject: Some(login_subject(account)),
+            subject: Some(account_subject(account)),
             limit: config.login_failures_per_account_and_client,
             window: seconds(config.window),
         }
@@ -163,7 +175,7 @@ impl Counter {
     fn login_failures_of_account(config: &ThrottleConfig, account: &str) -> Counter {
         Counter {
             key: digest(&format!("login:account:{account}")),
-            subject: Some(login_subject(account)),
+            subject: Some(account_subject(account)),
             limit: config.login_failures_per_account,
             window: seconds(config.account_window),
         }
@@ -254,8 +266,8 @@ pub async fn refund(
     Ok(())
 }
 
-/// Forgets every failed login of an account, from every client: after its owner signed in, or
-/// completed a password reset.
+/// Forgets every counter of an account, its failed logins from every client included: after
+/// its owner signed in, or completed a password reset.
 pub async fn forget_login_failures(
     conn: &mut AnyConnection,
     config: &ThrottleConfig,
@@ -265,7 +277,23 @@ pub async fn forget_login_failures(
         return Ok(());
     }
     sqlx::query("DELETE FROM throttle WHERE subject = $1")
-        .bind(login_subject(account))
+        .bind(account_subject(account))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets everything the throttle holds of an account (its counters and its known clients),
+/// whatever the configuration says now: the account is being deleted, and a new account at the
+/// same address starts clean.
+pub async fn forget_account(conn: &mut AnyConnection, account: &str) -> Result<(), sqlx::Error> {
+    let subject = account_subject(account);
+    sqlx::query("DELETE FROM throttle WHERE subject = $1")
+        .bind(&subject)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM known_clients WHERE subject = $1")
+        .bind(&subject)
         .execute(conn)
         .await?;
     Ok(())
@@ -288,10 +316,11 @@ pub async fn know_client(
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO known_clients (key, seen_at) VALUES ($1, $2) \
-         ON CONFLICT (key) DO UPDATE SET seen_at = $2",
+        "INSERT INTO known_clients (key, subject, seen_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (key) DO UPDATE SET seen_at = $3",
     )
     .bind(known_client_key(account, client))
+    .bind(account_subject(account))
     .bind(now())
     .execute(conn)
     .await?;

@@ -184,10 +184,21 @@ pub async fn by_email(
     row.as_ref().map(User::from_row).transpose()
 }
 
+/// The user of that name, ignoring ASCII case. Text that is no valid username (any other
+/// character: a NUL, which PostgreSQL's text cannot hold; a `%`) is nobody's, and never reaches
+/// the database.
 pub async fn by_username(
     conn: &mut AnyConnection,
     username: &str,
 ) -> Result<Option<User>, sqlx::Error> {
+    if username.is_empty()
+        || username.len() > 64
+        || !username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Ok(None);
+    }
     let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE lower(u.username) = $1");
     let row = sqlx::query(&sql)
         .bind(username.to_ascii_lowercase())
@@ -204,6 +215,158 @@ pub async fn set_admin(conn: &mut AnyConnection, username: &str) -> Result<bool,
         .execute(conn)
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Grants or removes admin rights of the user with this id.
+pub async fn set_admin_of(
+    conn: &mut AnyConnection,
+    id: i64,
+    admin: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET admin = $1 WHERE id = $2")
+        .bind(admin)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The number of admins other than the user with this id. Read under `db::lock_accounts` when
+/// a change depends on it (the last admin keeps their rights).
+pub async fn admins_other_than(conn: &mut AnyConnection, id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) AS n FROM users WHERE admin = $1 AND id <> $2")
+        .bind(true)
+        .bind(id)
+        .fetch_one(conn)
+        .await?
+        .try_get("n")
+}
+
+/// Deletes the user's row; the rows that refer to it (sessions, a picture, reset tokens: every
+/// table keyed by a user declares `ON DELETE CASCADE`) go with it, in the caller's transaction.
+/// False when there was no such user.
+pub async fn delete(conn: &mut AnyConnection, id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// How a list of users is sorted. Every order is total: ties keep registration order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Registration order, oldest first.
+    Registration,
+    /// Lower-cased usernames compared byte by byte, on both backends.
+    Username { descending: bool },
+    /// By registration instant; `descending` is the exact reverse of ascending.
+    CreatedAt { descending: bool },
+    /// Non-admins first (ascending); users of one kind in registration order either way.
+    Admin { descending: bool },
+}
+
+/// One page of the users whose username contains `contains` (ASCII case ignored, every
+/// character literal), in `order`.
+#[derive(Debug, Clone)]
+pub struct Listing<'a> {
+    pub contains: Option<&'a str>,
+    pub order: Order,
+    /// Counted from 1.
+    pub page: i64,
+    pub per_page: i64,
+}
+
+/// The page of users `listing` asks for, and how many users match in all.
+pub async fn list(
+    conn: &mut AnyConnection,
+    listing: &Listing<'_>,
+) -> Result<(Vec<User>, i64), sqlx::Error> {
+    let contains = listing.contains.filter(|q| !q.is_empty());
+    // A username holds ASCII letters, digits and `_` only: text with anything else (a `%`, a
+    // NUL, a non-ASCII letter) is in no username, and never reaches the database.
+    if contains.is_some_and(|q| !q.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+        return Ok((Vec::new(), 0));
+    }
+    // A literal substring: LIKE with its wildcards and escape character escaped, on
+    // lower-cased text (usernames are ASCII), behaves alike on SQLite and PostgreSQL.
+    let pattern = contains.map(|q| {
+        let mut pattern = String::from("%");
+        for c in q.to_ascii_lowercase().chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        pattern
+    });
+    let filter = if pattern.is_some() {
+        "WHERE lower(u.username) LIKE $1 ESCAPE '\\'"
+    } else {
+        ""
+    };
+    let total: i64 = {
+        let sql = format!("SELECT COUNT(*) AS n FROM users u {filter}");
+        let mut query = sqlx::query(&sql);
+        if let Some(pattern) = &pattern {
+            query = query.bind(pattern.clone());
+        }
+        query.fetch_one(&mut *conn).await?.try_get("n")?
+    };
+    // An offset past any table: the page is empty, whatever its number (no overflow).
+    let Some(offset) = listing
+        .page
+        .checked_sub(1)
+        .and_then(|p| p.checked_mul(listing.per_page))
+        .filter(|offset| *offset < total)
+    else {
+        return Ok((Vec::new(), total));
+    };
+    // Byte order of the lower-cased name: PostgreSQL's database collation would sort by locale.
+    let bytes = if conn.backend_name() == "PostgreSQL" {
+        " COLLATE \"C\""
+    } else {
+        ""
+    };
+    let order = match listing.order {
+        Order::Registration => "u.id ASC".to_owned(),
+        Order::Username { descending } => {
+            format!("lower(u.username){bytes} {}", direction(descending))
+        }
+        Order::CreatedAt { descending } => {
+            let d = direction(descending);
+            format!("u.created_at {d}, u.id {d}")
+        }
+        Order::Admin { descending } => format!("u.admin {}, u.id ASC", direction(descending)),
+    };
+    let (limit, offset_at) = if pattern.is_some() {
+        ("$2", "$3")
+    } else {
+        ("$1", "$2")
+    };
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users u {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset_at}"
+    );
+    let mut query = sqlx::query(&sql);
+    if let Some(pattern) = pattern {
+        query = query.bind(pattern);
+    }
+    let rows = query
+        .bind(listing.per_page)
+        .bind(offset)
+        .fetch_all(conn)
+        .await?;
+    let users = rows.iter().map(User::from_row).collect::<Result<_, _>>()?;
+    Ok((users, total))
+}
+
+fn direction(descending: bool) -> &'static str {
+    if descending {
+        "DESC"
+    } else {
+        "ASC"
+    }
 }
 
 /// Replaces the password hash and moves `password_version` on, so that every reset token

@@ -37,7 +37,7 @@ async fn reset_request(
     let throttling = &kernel.config.throttle;
     // The kind names are stored, as digests, in counters already running: keep them.
     let counters = [
-        Counter::new(
+        Counter::of_account(
             throttling,
             "reset:account",
             &account,

@@ -20,6 +20,9 @@ pub const ALREADY_EXISTS: &str = "sorry, that user already exists";
 pub fn stage() -> AdHoc {
     kernel::module(
         |rocket, config: RegistrationConfig| {
+            if let Some(sign_ups) = rocket.state::<settings::SignUps>() {
+                sign_ups.offer();
+            }
             rocket
                 .manage(config)
                 .mount("/api/auth", routes![register])

@@ -152,6 +152,22 @@ impl Mailer {
         Ok(())
     }
 
+    /// Drops the messages to `recipient` that have not left yet (an account being deleted):
+    /// they are never sent. Inside the caller's transaction.
+    pub async fn drop_pending_to(
+        &self,
+        conn: &mut AnyConnection,
+        recipient: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE recipient = $1 AND sent_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(recipient)
+        .execute(conn)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub fn wake(&self) {
         self.wake.notify_one();
     }

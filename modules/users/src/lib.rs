@@ -1,0 +1,193 @@
+//! FitTrackee's users API: `GET /api/users` (the list: pages, a search, an order),
+//! `GET /api/users/<user_name>`, `PATCH /api/users/<user_name>` (an admin grants or removes admin
+//! rights) and `DELETE /api/users/<user_name>` (the user themself, or an admin). The rules,
+//! FitTrackee 0.5's and Stride's stronger ones, are in docs/users-api.md.
+//!
+//! The users table is the kernel's: this module reads and changes it through the kernel's users
+//! store, and deletes an account with everything of it (sessions, picture, reset tokens, queued
+//! emails, throttle counters) in one transaction, under the accounts lock that also keeps the
+//! last admin.
+
+mod listing;
+
+use kernel::auth::{Manage, Read};
+use kernel::config::Section;
+use kernel::users::User;
+use kernel::validate::email_key;
+use kernel::{db, throttle, users, ApiError, ApiResult, AuthUser, Describe, Payload, Services};
+use rocket::fairing::AdHoc;
+use rocket::form::Lenient;
+use rocket::http::Status;
+use rocket::serde::json::{json, Value};
+use rocket::{delete, get, patch, routes};
+use serde::Deserialize;
+use serde_json::Map;
+
+use crate::listing::ListQuery;
+
+pub const NO_USER: &str = "user does not exist";
+pub const NO_PERMISSION: &str = "you do not have permissions";
+pub const LAST_ADMIN_DELETE: &str =
+    "you can not delete your account, no other user has admin rights";
+pub const LAST_ADMIN_DEMOTE: &str =
+    "you can not remove your admin rights, no other user has admin rights";
+
+pub fn stage() -> AdHoc {
+    kernel::module(
+        |rocket, _: UsersConfig| {
+            rocket
+                .mount("/api/users", routes![list, one, set_admin, remove])
+                .describe(include_str!("../openapi.json"))
+        },
+        |rocket, _| rocket,
+    )
+}
+
+/// The section `users.*`: no keys yet.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersConfig {}
+
+impl Section for UsersConfig {
+    const NAME: &'static str = "users";
+}
+
+/// A user as `caller` may see them: the address only for the user themself and for admins (the
+/// caller's rights as stored now, read by the guard of this request).
+fn seen_by(user: &User, caller: &User) -> Value {
+    let mut object = user.to_json();
+    if caller.id != user.id && !caller.admin {
+        if let Value::Object(map) = &mut object {
+            map.remove("email");
+        }
+    }
+    object
+}
+
+fn one_user(user: &User, caller: &User) -> Value {
+    json!({ "status": "success", "data": { "users": [seen_by(user, caller)] } })
+}
+
+#[get("/?<page>&<per_page>&<q>&<order_by>&<order>")]
+async fn list(
+    auth: AuthUser<Read>,
+    kernel: Services<'_>,
+    page: Option<Lenient<&str>>,
+    per_page: Option<Lenient<&str>>,
+    q: Option<Lenient<&str>>,
+    order_by: Option<Lenient<&str>>,
+    order: Option<Lenient<&str>>,
+) -> ApiResult<Value> {
+    // Lenient: a parameter given twice counts as first given (`Option` alone would drop it).
+    let query = ListQuery::from_values(
+        page.map(Lenient::into_inner),
+        per_page.map(Lenient::into_inner),
+        q.map(Lenient::into_inner),
+        order_by.map(Lenient::into_inner),
+        order.map(Lenient::into_inner),
+    )?;
+    let listing = query.listing();
+    let mut conn = kernel.db.acquire().await?;
+    let (found, total) = users::list(&mut conn, &listing).await?;
+    let pages = total.div_euclid(listing.per_page) + i64::from(total % listing.per_page != 0);
+    let users: Vec<Value> = found.iter().map(|u| seen_by(u, &auth.user)).collect();
+    Ok(json!({
+        "status": "success",
+        "data": { "users": users },
+        "pagination": {
+            "has_next": listing.page < pages,
+            "has_prev": listing.page > 1,
+            "page": listing.page,
+            "pages": pages,
+            "total": total,
+        },
+    }))
+}
+
+#[get("/<user_name>")]
+async fn one(auth: AuthUser<Read>, kernel: Services<'_>, user_name: &str) -> ApiResult<Value> {
+    let mut conn = kernel.db.acquire().await?;
+    let user = users::by_username(&mut conn, user_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(NO_USER))?;
+    Ok(one_user(&user, &auth.user))
+}
+
+/// Grants or removes admin rights. The caller's rights are checked first (before the body and
+/// the lookup), then the body, then the user; the last admin keeps their rights. The check and
+/// the change are one step under the accounts lock, on every instance.
+#[patch("/<user_name>", data = "<body>")]
+async fn set_admin(
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    user_name: &str,
+    body: Result<Payload<Map<String, Value>>, ApiError>,
+) -> ApiResult<Value> {
+    if !auth.user.admin {
+        return Err(ApiError::forbidden(NO_PERMISSION));
+    }
+    let admin = match body.map(|b| b.0.get("admin").cloned()) {
+        Ok(Some(Value::Bool(admin))) => admin,
+        _ => return Err(ApiError::invalid_payload()),
+    };
+    let mut tx = db::begin_write(kernel.db).await?;
+    db::lock_accounts(&mut tx).await?;
+    // The caller's rights as they are now, under the lock: two admins demoting each other at
+    // once leave one.
+    let caller = users::by_id(&mut tx, auth.user.id).await?;
+    if !caller.is_some_and(|c| c.admin) {
+        return Err(ApiError::forbidden(NO_PERMISSION));
+    }
+    let mut user = users::by_username(&mut tx, user_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(NO_USER))?;
+    if user.admin && !admin && users::admins_other_than(&mut tx, user.id).await? == 0 {
+        return Err(ApiError::forbidden(LAST_ADMIN_DEMOTE));
+    }
+    if user.admin != admin {
+        users::set_admin_of(&mut tx, user.id, admin).await?;
+        tracing::info!(
+            by = auth.user.id,
+            user_id = user.id,
+            admin,
+            "admin rights changed"
+        );
+    }
+    tx.commit().await?;
+    user.admin = admin;
+    Ok(one_user(&user, &auth.user))
+}
+
+/// Deletes an account, by the user themself or by an admin, with every trace of it, in one
+/// transaction under the accounts lock: the row and what refers to it (sessions, so every token
+/// dies at once on every instance; the picture; reset tokens), the emails still queued for it,
+/// and what the throttle holds of its address. The last admin cannot delete themself.
+#[delete("/<user_name>")]
+async fn remove(
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    user_name: &str,
+) -> ApiResult<Status> {
+    let mut tx = db::begin_write(kernel.db).await?;
+    db::lock_accounts(&mut tx).await?;
+    let user = users::by_username(&mut tx, user_name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(NO_USER))?;
+    if user.id != auth.user.id && !auth.user.admin {
+        return Err(ApiError::forbidden(NO_PERMISSION));
+    }
+    if user.admin && users::admins_other_than(&mut tx, user.id).await? == 0 {
+        return Err(ApiError::forbidden(LAST_ADMIN_DELETE));
+    }
+    let dropped = kernel.mailer.drop_pending_to(&mut tx, &user.email).await?;
+    throttle::forget_account(&mut tx, &email_key(&user.email)).await?;
+    users::delete(&mut tx, user.id).await?;
+    tx.commit().await?;
+    tracing::info!(
+        by = auth.user.id,
+        user_id = user.id,
+        emails_dropped = dropped,
+        "account deleted"
+    );
+    Ok(Status::NoContent)
+}
