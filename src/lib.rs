@@ -3,6 +3,7 @@
 //! --features sessions,profile` leaves the others out of the binary. At run time each is
 //! switched by `modules.<name>` (docs/modules.md).
 
+pub mod accounts;
 pub mod connections;
 pub mod logging;
 

@@ -31,8 +31,33 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UsersCommand {
+    /// List every account (username, email, admin, registration date), oldest first.
+    List,
+    /// Make an account, whatever the registration settings. Without --password-stdin the
+    /// account gets a password no one knows and an email with a link to set one.
+    Create {
+        /// 3 to 12 letters, digits or underscores.
+        username: String,
+        email: String,
+        /// Read the password from standard input (one line, or all of it).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete an account with everything of it (sessions, picture, reset links, queued
+    /// emails). The only admin cannot be deleted.
+    #[cfg(feature = "users")]
+    Delete {
+        /// The user's username (case-insensitive).
+        username: String,
+    },
     /// Grant instance admin rights to a user.
     SetAdmin {
+        /// The user's username (case-insensitive).
+        username: String,
+    },
+    /// Remove a user's admin rights. The only admin keeps theirs.
+    #[cfg(feature = "users")]
+    UnsetAdmin {
         /// The user's username (case-insensitive).
         username: String,
     },
@@ -129,19 +154,26 @@ async fn run(
             rocket.ignite().await.map_err(|e| e.to_string())?;
             eprintln!("stride: database is up to date");
         }
-        Command::Users {
-            command: UsersCommand::SetAdmin { username },
-        } => {
+        Command::Users { command } => {
             let rocket = rocket.ignite().await.map_err(|e| e.to_string())?;
-            let db = kernel::Db::fetch(&rocket).ok_or("the database did not start")?;
-            let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
-            if !kernel::users::set_admin(&mut conn, &username)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                return Err(format!("no user named '{username}'"));
-            }
-            eprintln!("stride: {username} is now an admin");
+            let accounts = stride::accounts::Accounts::of(&rocket)?;
+            let outcome = match command {
+                UsersCommand::List => {
+                    print!("{}", accounts.list().await?);
+                    return Ok(());
+                }
+                UsersCommand::Create {
+                    username,
+                    email,
+                    password_stdin,
+                } => accounts.create(&username, &email, password_stdin).await?,
+                #[cfg(feature = "users")]
+                UsersCommand::Delete { username } => accounts.delete(&username).await?,
+                UsersCommand::SetAdmin { username } => accounts.grant_admin(&username).await?,
+                #[cfg(feature = "users")]
+                UsersCommand::UnsetAdmin { username } => accounts.remove_admin(&username).await?,
+            };
+            eprintln!("stride: {outcome}");
         }
     }
     Ok(())

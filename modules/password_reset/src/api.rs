@@ -70,6 +70,9 @@ async fn reset_request(
     Ok(json!({ "status": "success", "message": "password reset request processed" }))
 }
 
+/// Issues a reset link for the account at `email`, if there is one, and queues its email, in
+/// one transaction (the courier of any instance sends it). Nothing happens for an unknown
+/// address.
 // No field: the address and the token are not for the logs.
 #[tracing::instrument(name = "reset_link", skip_all)]
 async fn send_reset_link(
@@ -85,18 +88,33 @@ async fn send_reset_link(
         .await
         .map_err(database)?;
     let Some(user) = user else { return Ok(()) };
-    let token = reset_tokens::issue(&mut tx, user.id, ttl).await?;
+    queue_reset_link(&mut tx, public_url, ttl, mailer, &user).await?;
+    tx.commit().await.map_err(database)?;
+    mailer.wake();
+    tracing::info!(user_id = user.id, "password reset link queued");
+    Ok(())
+}
+
+/// Issues a reset link for `user` and queues its email, in the caller's transaction: also how
+/// `stride users create` gives a new account its password (the person sets their own).
+pub async fn queue_reset_link(
+    conn: &mut sqlx::AnyConnection,
+    public_url: &str,
+    ttl: u64,
+    mailer: &Mailer,
+    user: &users::User,
+) -> Result<(), Failure> {
+    let token = reset_tokens::issue(&mut *conn, user.id, ttl).await?;
     let lang = Language::of_user(user.language.as_deref()).code();
     let context = json!({
         "link": format!("{public_url}/password-reset?token={token}"),
         "validity": reset_tokens::validity(ttl, lang),
     });
     let message = mailer.compose("password_reset", lang, &user.email, &user.username, context)?;
-    mailer.enqueue(&mut tx, &message).await.map_err(database)?;
-    tx.commit().await.map_err(database)?;
-    mailer.wake();
-    tracing::info!(user_id = user.id, "password reset link queued");
-    Ok(())
+    mailer
+        .enqueue(conn, &message)
+        .await
+        .map_err(|e| Failure::new("the outbox", e))
 }
 
 #[derive(Deserialize)]

@@ -7,6 +7,7 @@ mod pages;
 mod reset;
 mod reset_tokens;
 
+pub use api::queue_reset_link;
 use kernel::config::{ConfigError, Section};
 use kernel::Describe;
 use rocket::fairing::AdHoc;

@@ -14,7 +14,9 @@ use kernel::auth::{Manage, Read};
 use kernel::config::Section;
 use kernel::users::User;
 use kernel::validate::email_key;
-use kernel::{db, throttle, users, ApiError, ApiResult, AuthUser, Describe, Payload, Services};
+use kernel::{
+    db, throttle, users, ApiError, ApiResult, AuthUser, Describe, Mailer, Payload, Services,
+};
 use rocket::fairing::AdHoc;
 use rocket::form::Lenient;
 use rocket::http::Status;
@@ -22,6 +24,7 @@ use rocket::serde::json::{json, Value};
 use rocket::{delete, get, patch, routes};
 use serde::Deserialize;
 use serde_json::Map;
+use sqlx::AnyPool;
 
 use crate::listing::ListQuery;
 
@@ -113,9 +116,122 @@ async fn one(auth: AuthUser<Read>, kernel: Services<'_>, user_name: &str) -> Api
     Ok(one_user(&user, &auth.user))
 }
 
+/// Who asks for a change of an account.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// A user, by the API: their rights are read again under the lock.
+    User(&'a User),
+    /// The operator, by the command line: every right.
+    Operator,
+}
+
+impl Actor<'_> {
+    fn id(&self) -> Option<i64> {
+        match self {
+            Actor::User(user) => Some(user.id),
+            Actor::Operator => None,
+        }
+    }
+}
+
+/// Why a change of an account was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("{NO_USER}")]
+    NoUser,
+    #[error("{NO_PERMISSION}")]
+    NoPermission,
+    #[error("no other user has admin rights")]
+    LastAdmin,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Grants or removes admin rights of the user named `name`; the last admin keeps theirs. The
+/// actor's rights, the check and the change are one step under the accounts lock, on every
+/// instance: two admins demoting each other at once leave one.
+pub async fn set_admin_rights(
+    pool: &AnyPool,
+    actor: Actor<'_>,
+    name: &str,
+    admin: bool,
+) -> Result<User, Refusal> {
+    let mut tx = db::begin_write(pool).await?;
+    db::lock_accounts(&mut tx).await?;
+    if let Some(id) = actor.id() {
+        if !users::by_id(&mut tx, id).await?.is_some_and(|c| c.admin) {
+            return Err(Refusal::NoPermission);
+        }
+    }
+    let mut user = users::by_username(&mut tx, name)
+        .await?
+        .ok_or(Refusal::NoUser)?;
+    if user.admin && !admin && users::admins_other_than(&mut tx, user.id).await? == 0 {
+        return Err(Refusal::LastAdmin);
+    }
+    if user.admin != admin {
+        users::set_admin_of(&mut tx, user.id, admin).await?;
+        tracing::info!(
+            by = actor.id(),
+            user_id = user.id,
+            admin,
+            "admin rights changed"
+        );
+    }
+    tx.commit().await?;
+    user.admin = admin;
+    Ok(user)
+}
+
+/// Deletes the account named `name`, by the user themself, an admin or the operator, with
+/// every trace of it, in one transaction under the accounts lock: the row and what refers to
+/// it (sessions, so every token dies at once on every instance; the picture; reset tokens), the
+/// emails still queued for it, and what the throttle holds of its address. The last admin
+/// cannot be deleted.
+pub async fn delete_account(
+    pool: &AnyPool,
+    mailer: &Mailer,
+    actor: Actor<'_>,
+    name: &str,
+) -> Result<User, Refusal> {
+    let mut tx = db::begin_write(pool).await?;
+    db::lock_accounts(&mut tx).await?;
+    let user = users::by_username(&mut tx, name)
+        .await?
+        .ok_or(Refusal::NoUser)?;
+    if let Actor::User(by) = actor {
+        if user.id != by.id && !by.admin {
+            return Err(Refusal::NoPermission);
+        }
+    }
+    if user.admin && users::admins_other_than(&mut tx, user.id).await? == 0 {
+        return Err(Refusal::LastAdmin);
+    }
+    let dropped = mailer.drop_pending_to(&mut tx, &user.email).await?;
+    throttle::forget_account(&mut tx, &email_key(&user.email)).await?;
+    users::delete(&mut tx, user.id).await?;
+    tx.commit().await?;
+    tracing::info!(
+        by = actor.id(),
+        user_id = user.id,
+        emails_dropped = dropped,
+        "account deleted"
+    );
+    Ok(user)
+}
+
+/// The API's answer to a refusal.
+fn refused(refusal: Refusal, last_admin: &'static str) -> ApiError {
+    match refusal {
+        Refusal::NoUser => ApiError::not_found(NO_USER),
+        Refusal::NoPermission => ApiError::forbidden(NO_PERMISSION),
+        Refusal::LastAdmin => ApiError::forbidden(last_admin),
+        Refusal::Database(e) => e.into(),
+    }
+}
+
 /// Grants or removes admin rights. The caller's rights are checked first (before the body and
-/// the lookup), then the body, then the user; the last admin keeps their rights. The check and
-/// the change are one step under the accounts lock, on every instance.
+/// the lookup), then the body, then the user; the last admin keeps their rights.
 #[patch("/<user_name>", data = "<body>")]
 async fn set_admin(
     auth: AuthUser<Manage>,
@@ -130,64 +246,22 @@ async fn set_admin(
         Ok(Some(Value::Bool(admin))) => admin,
         _ => return Err(ApiError::invalid_payload()),
     };
-    let mut tx = db::begin_write(kernel.db).await?;
-    db::lock_accounts(&mut tx).await?;
-    // The caller's rights as they are now, under the lock: two admins demoting each other at
-    // once leave one.
-    let caller = users::by_id(&mut tx, auth.user.id).await?;
-    if !caller.is_some_and(|c| c.admin) {
-        return Err(ApiError::forbidden(NO_PERMISSION));
-    }
-    let mut user = users::by_username(&mut tx, user_name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(NO_USER))?;
-    if user.admin && !admin && users::admins_other_than(&mut tx, user.id).await? == 0 {
-        return Err(ApiError::forbidden(LAST_ADMIN_DEMOTE));
-    }
-    if user.admin != admin {
-        users::set_admin_of(&mut tx, user.id, admin).await?;
-        tracing::info!(
-            by = auth.user.id,
-            user_id = user.id,
-            admin,
-            "admin rights changed"
-        );
-    }
-    tx.commit().await?;
-    user.admin = admin;
+    let user = set_admin_rights(kernel.db, Actor::User(&auth.user), user_name, admin)
+        .await
+        .map_err(|r| refused(r, LAST_ADMIN_DEMOTE))?;
     Ok(one_user(&user, &auth.user))
 }
 
-/// Deletes an account, by the user themself or by an admin, with every trace of it, in one
-/// transaction under the accounts lock: the row and what refers to it (sessions, so every token
-/// dies at once on every instance; the picture; reset tokens), the emails still queued for it,
-/// and what the throttle holds of its address. The last admin cannot delete themself.
+/// Deletes an account: 404 for a name that is nobody's (whoever asks), 403 for another user's
+/// account unless the caller is an admin, 403 for the last admin.
 #[delete("/<user_name>")]
 async fn remove(
     auth: AuthUser<Manage>,
     kernel: Services<'_>,
     user_name: &str,
 ) -> ApiResult<Status> {
-    let mut tx = db::begin_write(kernel.db).await?;
-    db::lock_accounts(&mut tx).await?;
-    let user = users::by_username(&mut tx, user_name)
-        .await?
-        .ok_or_else(|| ApiError::not_found(NO_USER))?;
-    if user.id != auth.user.id && !auth.user.admin {
-        return Err(ApiError::forbidden(NO_PERMISSION));
-    }
-    if user.admin && users::admins_other_than(&mut tx, user.id).await? == 0 {
-        return Err(ApiError::forbidden(LAST_ADMIN_DELETE));
-    }
-    let dropped = kernel.mailer.drop_pending_to(&mut tx, &user.email).await?;
-    throttle::forget_account(&mut tx, &email_key(&user.email)).await?;
-    users::delete(&mut tx, user.id).await?;
-    tx.commit().await?;
-    tracing::info!(
-        by = auth.user.id,
-        user_id = user.id,
-        emails_dropped = dropped,
-        "account deleted"
-    );
+    delete_account(kernel.db, kernel.mailer, Actor::User(&auth.user), user_name)
+        .await
+        .map_err(|r| refused(r, LAST_ADMIN_DELETE))?;
     Ok(Status::NoContent)
 }
