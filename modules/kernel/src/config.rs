@@ -5,12 +5,12 @@
 //! names the key.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use rocket::figment::{self, Figment};
+use rocket::figment::Figment;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+pub use crate::error::ConfigError;
 pub use crate::mail::EmailConfig;
 pub use crate::metrics::MetricsConfig;
 pub use crate::throttle::ThrottleConfig;
@@ -89,36 +89,8 @@ impl Default for PasswordConfig {
     }
 }
 
-/// A configuration that cannot run, with the key at fault.
-#[derive(Debug)]
-pub struct ConfigError(String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}", self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl From<figment::Error> for ConfigError {
-    fn from(error: figment::Error) -> Self {
-        // figment's own messages already name the key and where its value came from.
-        let all: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
-        ConfigError(all.join("; "))
-    }
-}
-
 fn invalid(key: &str, why: &str) -> ConfigError {
-    ConfigError(format!("{key}: {why}"))
-}
-
-impl ConfigError {
-    /// A value that has the right type but cannot run: `key` is its full name, `why` says
-    /// what it must be and what it was.
-    pub fn invalid(key: &str, why: impl fmt::Display) -> ConfigError {
-        ConfigError(format!("{key}: {why}"))
-    }
+    ConfigError::invalid(key, why)
 }
 
 /// A module's configuration section: a table of its own, named as the module unless that name
@@ -152,7 +124,7 @@ pub fn section<S: Section>(figment: &Figment) -> Result<S, ConfigError> {
                     e.to_string()
                 })
                 .collect();
-            ConfigError(all.join("; "))
+            ConfigError::from_lines(all)
         })?
     } else {
         S::default()

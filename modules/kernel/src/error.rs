@@ -22,6 +22,40 @@ pub struct ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// A configuration that cannot run, with the key at fault (`kernel::config::ConfigError`). It
+/// lives here, with the other error types, so that every area checking its own section names
+/// it without depending on the configuration that gathers them.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<rocket::figment::Error> for ConfigError {
+    fn from(error: rocket::figment::Error) -> Self {
+        // figment's own messages already name the key and where its value came from.
+        ConfigError::from_lines(error.into_iter().map(|e| e.to_string()).collect())
+    }
+}
+
+impl ConfigError {
+    /// A value that has the right type but cannot run: `key` is its full name, `why` says
+    /// what it must be and what it was.
+    pub fn invalid(key: &str, why: impl std::fmt::Display) -> ConfigError {
+        ConfigError(format!("{key}: {why}"))
+    }
+
+    /// Several errors, each naming its key.
+    pub fn from_lines(lines: Vec<String>) -> ConfigError {
+        ConfigError(lines.join("; "))
+    }
+}
+
 /// Why the kernel could not do something, for the operator's log (a client never sees it: a
 /// request that meets one answers `ApiError::internal`): what it was doing, and the cause, kept
 /// as the error's source.

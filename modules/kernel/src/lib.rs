@@ -123,6 +123,8 @@ fn shield(figment: &rocket::figment::Figment) -> Shield {
 async fn prepare(rocket: Rocket<Build>) -> fairing::Result {
     match try_prepare(&rocket).await {
         Ok((config, keys, passwords, mailer)) => Ok(rocket
+            // The metrics route reads its own section, not the whole configuration.
+            .manage(config.metrics.clone())
             .manage(config)
             .manage(keys)
             .manage(passwords)
@@ -144,7 +146,8 @@ async fn try_prepare(
         .state::<metrics::Metrics>()
         .cloned()
         .ok_or("the metrics are not managed")?;
-    let mailer = Mailer::new(renderer, &config, metrics).map_err(|e| e.to_string())?;
+    let mailer = Mailer::new(renderer, &config.email, &config.public_url, metrics)
+        .map_err(|e| e.to_string())?;
     let db = Db::fetch(rocket).ok_or("the database pool did not start")?;
     db::migrate(db)
         .await

@@ -47,13 +47,13 @@ impl Default for MetricsConfig {
 const MIN_TOKEN_LENGTH: usize = 16;
 
 impl MetricsConfig {
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+    pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
         match &self.token {
             Some(token)
                 if token.chars().count() < MIN_TOKEN_LENGTH
                     || !token.chars().all(|c| c.is_ascii_graphic()) =>
             {
-                Err(crate::config::ConfigError::invalid(
+                Err(crate::error::ConfigError::invalid(
                     "metrics.token",
                     format!("must be at least {MIN_TOKEN_LENGTH} printable ASCII characters, without spaces"),
                 ))
@@ -324,12 +324,12 @@ pub fn routes() -> Vec<Route> {
 #[get("/metrics")]
 async fn metrics(
     authorization: Authorization,
-    config: &State<crate::Config>,
+    config: &State<MetricsConfig>,
     metrics: &State<Metrics>,
     db: &State<Db>,
 ) -> ApiResult<(ContentType, String)> {
-    let private = config.metrics.token.is_some();
-    if let Some(expected) = &config.metrics.token {
+    let private = config.token.is_some();
+    if let Some(expected) = &config.token {
         let given = authorization
             .0
             .as_deref()

@@ -31,8 +31,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
-use crate::config::ConfigError;
 use crate::db::now;
+use crate::error::ConfigError;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

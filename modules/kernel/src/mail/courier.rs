@@ -182,15 +182,11 @@ impl Fairing for Courier {
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
-        let (Some(db), Some(mailer), Some(config)) = (
-            Db::fetch(rocket),
-            rocket.state::<Mailer>(),
-            rocket.state::<crate::Config>(),
-        ) else {
+        let (Some(db), Some(mailer)) = (Db::fetch(rocket), rocket.state::<Mailer>()) else {
             tracing::error!("courier: no database or mailer, emails will wait in the outbox");
             return;
         };
-        let transport = match Transport::open(&config.email) {
+        let transport = match Transport::open(&mailer.settings) {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!("courier: {e}; emails will wait in the outbox");

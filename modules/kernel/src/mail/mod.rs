@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use tokio::sync::Notify;
 
-use crate::config::ConfigError;
 use crate::db::now;
+use crate::error::ConfigError;
 use crate::error::Failure;
 use crate::language::Language;
 use crate::metrics::{EmailEvent, Metrics};
@@ -69,6 +69,8 @@ pub struct Email {
 #[derive(Clone)]
 pub struct Mailer {
     renderer: Renderer,
+    /// Where the courier delivers.
+    settings: EmailConfig,
     from: Mailbox,
     public_url: String,
     wake: Arc<Notify>,
@@ -78,18 +80,19 @@ pub struct Mailer {
 impl Mailer {
     pub fn new(
         renderer: Renderer,
-        config: &crate::Config,
+        settings: &EmailConfig,
+        public_url: &str,
         metrics: Metrics,
     ) -> Result<Mailer, ConfigError> {
-        let from = config
-            .email
+        let from = settings
             .from
             .parse()
             .map_err(|e| ConfigError::invalid("email.from", e))?;
         Ok(Mailer {
             renderer,
+            settings: settings.clone(),
             from,
-            public_url: config.public_url.clone(),
+            public_url: public_url.to_owned(),
             wake: Arc::new(Notify::new()),
             metrics,
         })

@@ -7,7 +7,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::EmailConfig;
-use crate::config::ConfigError;
+use crate::error::ConfigError;
 use crate::error::Failure;
 
 const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
