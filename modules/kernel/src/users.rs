@@ -288,31 +288,43 @@ pub async fn list(
     if contains.is_some_and(|q| !q.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
         return Ok((Vec::new(), 0));
     }
-    // A literal substring: LIKE with its wildcards and escape character escaped, on
-    // lower-cased text (usernames are ASCII), behaves alike on SQLite and PostgreSQL.
-    let pattern = contains.map(|q| {
-        let mut pattern = String::from("%");
-        for c in q.to_ascii_lowercase().chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                pattern.push('\\');
+    let sqlite = conn.backend_name() != "PostgreSQL";
+    // A literal substring. Three characters or more on SQLite: the trigram index
+    // (`users_search`, FTS5, case-insensitive: a phrase of trigrams is a substring). Otherwise
+    // LIKE with its wildcards and escape character escaped, on lower-cased text (usernames are
+    // ASCII), alike on both backends; on PostgreSQL its trigram index serves that LIKE.
+    let (filter, pattern) = match contains {
+        None => ("", None),
+        Some(q) if sqlite && q.len() >= 3 => (
+            "WHERE u.id IN (SELECT rowid FROM users_search WHERE users_search MATCH $1)",
+            Some(format!("\"{q}\"")),
+        ),
+        Some(q) => {
+            let mut pattern = String::from("%");
+            for c in q.to_ascii_lowercase().chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
             }
-            pattern.push(c);
+            pattern.push('%');
+            ("WHERE lower(u.username) LIKE $1 ESCAPE '\\'", Some(pattern))
         }
-        pattern.push('%');
-        pattern
-    });
-    let filter = if pattern.is_some() {
-        "WHERE lower(u.username) LIKE $1 ESCAPE '\\'"
-    } else {
-        ""
     };
-    let total: i64 = {
-        let sql = format!("SELECT COUNT(*) AS n FROM users u {filter}");
-        let mut query = sqlx::query(&sql);
-        if let Some(pattern) = &pattern {
-            query = query.bind(pattern.clone());
+    let total: i64 = match &pattern {
+        // Kept by the database's triggers: no count of every row.
+        None => sqlx::query("SELECT n FROM user_count WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("n")?,
+        Some(pattern) => {
+            let sql = format!("SELECT COUNT(*) AS n FROM users u {filter}");
+            sqlx::query(&sql)
+                .bind(pattern.clone())
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get("n")?
         }
-        query.fetch_one(&mut *conn).await?.try_get("n")?
     };
     // An offset past any table: the page is empty, whatever its number (no overflow).
     let Some(offset) = listing
@@ -324,11 +336,7 @@ pub async fn list(
         return Ok((Vec::new(), total));
     };
     // Byte order of the lower-cased name: PostgreSQL's database collation would sort by locale.
-    let bytes = if conn.backend_name() == "PostgreSQL" {
-        " COLLATE \"C\""
-    } else {
-        ""
-    };
+    let bytes = if sqlite { "" } else { " COLLATE \"C\"" };
     let order = match listing.order {
         Order::Registration => "u.id ASC".to_owned(),
         Order::Username { descending } => {
