@@ -293,12 +293,13 @@ pub async fn list(
     // (`users_search`, FTS5, case-insensitive: a phrase of trigrams is a substring). Otherwise
     // LIKE with its wildcards and escape character escaped, on lower-cased text (usernames are
     // ASCII), alike on both backends; on PostgreSQL its trigram index serves that LIKE.
-    let (filter, pattern) = match contains {
-        None => ("", None),
-        Some(q) if sqlite && q.len() >= 3 => (
-            "WHERE u.id IN (SELECT rowid FROM users_search WHERE users_search MATCH $1)",
-            Some(format!("\"{q}\"")),
-        ),
+    let (count_filter, page_filter, pattern) = match contains {
+        None => ("", "", None),
+        Some(q) if sqlite && q.len() >= 3 => {
+            let filter =
+                "WHERE u.id IN (SELECT rowid FROM users_search WHERE users_search MATCH $1)";
+            (filter, filter, Some(format!("\"{q}\"")))
+        }
         Some(q) => {
             let mut pattern = String::from("%");
             for c in q.to_ascii_lowercase().chars() {
@@ -308,7 +309,16 @@ pub async fn list(
                 pattern.push(c);
             }
             pattern.push('%');
-            ("WHERE lower(u.username) LIKE $1 ESCAPE '\\'", Some(pattern))
+            let filter = "WHERE lower(u.username) LIKE $1 ESCAPE '\\'";
+            // PostgreSQL plans a prepared statement once for any pattern, guessing many matches,
+            // and would walk the whole table in page order filtering it; the matching ids
+            // computed first (through the trigram index) keep a selective search cheap.
+            let page = if sqlite {
+                filter
+            } else {
+                "WHERE u.id = ANY (ARRAY(SELECT id FROM users WHERE lower(username) LIKE $1 ESCAPE '\\'))"
+            };
+            (filter, page, Some(pattern))
         }
     };
     let total: i64 = match &pattern {
@@ -318,7 +328,7 @@ pub async fn list(
             .await?
             .try_get("n")?,
         Some(pattern) => {
-            let sql = format!("SELECT COUNT(*) AS n FROM users u {filter}");
+            let sql = format!("SELECT COUNT(*) AS n FROM users u {count_filter}");
             sqlx::query(&sql)
                 .bind(pattern.clone())
                 .fetch_one(&mut *conn)
@@ -354,7 +364,7 @@ pub async fn list(
         ("$1", "$2")
     };
     let sql = format!(
-        "SELECT {USER_COLUMNS} FROM users u {filter} ORDER BY {order} LIMIT {limit} OFFSET {offset_at}"
+        "SELECT {USER_COLUMNS} FROM users u {page_filter} ORDER BY {order} LIMIT {limit} OFFSET {offset_at}"
     );
     let mut query = sqlx::query(&sql);
     if let Some(pattern) = pattern {
