@@ -148,33 +148,60 @@ impl Config {
         let rest = url
             .strip_prefix("https://")
             .or_else(|| url.strip_prefix("http://"))
-            .ok_or_else(|| invalid("public_url", "must start with http:// or https://"))?;
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "public_url",
+                    format!("must start with http:// or https:// (got {url:?})"),
+                )
+            })?;
         if rest.is_empty() || rest.contains(char::is_whitespace) {
-            return Err(invalid("public_url", "must name a host, without spaces"));
+            return Err(ConfigError::invalid(
+                "public_url",
+                format!("must name a host, without spaces (got {url:?})"),
+            ));
         }
         self.public_url = url.to_owned();
 
         if self.tokens.session_ttl == 0 {
-            return Err(invalid("tokens.session_ttl", "must be at least 1 second"));
+            return Err(invalid(
+                "tokens.session_ttl",
+                "must be at least 1 second (got 0)",
+            ));
         }
         if let Some(key) = &self.tokens.private_key {
             if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(invalid(
+                // The value is a secret: its length is all the message tells of it.
+                return Err(ConfigError::invalid(
                     "tokens.private_key",
-                    "must be 64 hexadecimal characters (an Ed25519 private key)",
+                    format!(
+                        "must be 64 hexadecimal characters, an Ed25519 private key (got {} \
+                         characters{})",
+                        key.chars().count(),
+                        if key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            ""
+                        } else {
+                            ", not all hexadecimal"
+                        }
+                    ),
                 ));
             }
         }
         if !(1..=MAX_PASSWORD_LENGTH).contains(&self.passwords.min_length) {
             return Err(invalid(
                 "passwords.min_length",
-                &format!("must be between 1 and {MAX_PASSWORD_LENGTH}"),
+                &format!(
+                    "must be between 1 and {MAX_PASSWORD_LENGTH} (got {})",
+                    self.passwords.min_length
+                ),
             ));
         }
         if self.passwords.min_strength > 4 {
             return Err(invalid(
                 "passwords.min_strength",
-                "must be between 0 (off) and 4",
+                &format!(
+                    "must be between 0 (off) and 4 (got {})",
+                    self.passwords.min_strength
+                ),
             ));
         }
         self.email.validate()?;
@@ -241,6 +268,29 @@ mod tests {
         assert!(e.contains("passwords.min_length"), "{e}");
         let e = config("tokens.private_key", "abc").unwrap_err().to_string();
         assert!(e.contains("tokens.private_key"), "{e}");
+    }
+
+    /// Every refusal names the key and the value, but never a secret's value.
+    #[test]
+    fn errors_name_the_value_too() {
+        let e = config("public_url", "ftp://x").unwrap_err().to_string();
+        assert!(e.contains("ftp://x"), "{e}");
+        let e = config("passwords.min_strength", 5).unwrap_err().to_string();
+        assert!(e.contains("(got 5)"), "{e}");
+        let e = config("passwords.min_length", 0).unwrap_err().to_string();
+        assert!(e.contains("(got 0)"), "{e}");
+        let e = config("tokens.session_ttl", 0).unwrap_err().to_string();
+        assert!(e.contains("(got 0)"), "{e}");
+        let e = config("tokens.private_key", "zz-secret")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("got 9 characters, not all hexadecimal"), "{e}");
+        assert!(!e.contains("zz-secret"), "{e}");
+        let e = config("throttle.window", 0).unwrap_err().to_string();
+        assert!(
+            e.contains("throttle.window") && e.contains("(got 0)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -53,9 +53,14 @@ impl MetricsConfig {
                 if token.chars().count() < MIN_TOKEN_LENGTH
                     || !token.chars().all(|c| c.is_ascii_graphic()) =>
             {
+                // A secret: its length is all the message tells of it.
                 Err(crate::error::ConfigError::invalid(
                     "metrics.token",
-                    format!("must be at least {MIN_TOKEN_LENGTH} printable ASCII characters, without spaces"),
+                    format!(
+                        "must be at least {MIN_TOKEN_LENGTH} printable ASCII characters, without \
+                         spaces (got {} characters)",
+                        token.chars().count()
+                    ),
                 ))
             }
             _ => Ok(()),

@@ -49,9 +49,12 @@ impl Default for EmailConfig {
 impl EmailConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         Transport::check(self)?;
-        self.from
-            .parse::<Mailbox>()
-            .map_err(|e| ConfigError::invalid("email.from", format!("not an address ({e})")))?;
+        self.from.parse::<Mailbox>().map_err(|e| {
+            ConfigError::invalid(
+                "email.from",
+                format!("not an address ({e}; got {:?})", self.from),
+            )
+        })?;
         Ok(())
     }
 }

@@ -63,6 +63,15 @@ fn tls_parameters(host: &str, ca_file: &str) -> Result<TlsParameters, ConfigErro
         .map_err(|e| invalid(&e))
 }
 
+/// An email URL as an error message may show it: without its credentials.
+fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return format!("{url:?}");
+    };
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("\"{scheme}://{rest}\"")
+}
+
 impl Transport {
     /// The folder of a `file://` URL (not URL-parsed: `file://data/outbox` is relative).
     fn folder(url: &str) -> Option<PathBuf> {
@@ -74,7 +83,10 @@ impl Transport {
         let url = config.url.as_str();
         if let Some(folder) = Self::folder(url) {
             if folder.as_os_str().is_empty() {
-                return Err(ConfigError::invalid("email.url", "file:// needs a folder"));
+                return Err(ConfigError::invalid(
+                    "email.url",
+                    format!("file:// needs a folder (got {})", shown(url)),
+                ));
             }
             return match config.ca_file {
                 Some(_) => Err(ConfigError::invalid(
@@ -87,12 +99,16 @@ impl Transport {
         if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
             return Err(ConfigError::invalid(
                 "email.url",
-                "must be smtp://host:port, smtps://host or file://DIR",
+                format!(
+                    "must be smtp://host:port, smtps://host or file://DIR (got {})",
+                    shown(url)
+                ),
             ));
         }
         AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| ConfigError::invalid("email.url", e))?;
-        let (mode, host) = tls_of(url).map_err(|e| ConfigError::invalid("email.url", e))?;
+            .map_err(|e| ConfigError::invalid("email.url", format!("{e} (got {})", shown(url))))?;
+        let (mode, host) = tls_of(url)
+            .map_err(|e| ConfigError::invalid("email.url", format!("{e} (got {})", shown(url))))?;
         if let Some(ca_file) = &config.ca_file {
             if mode == TlsMode::None {
                 return Err(ConfigError::invalid(
@@ -146,6 +162,25 @@ impl Transport {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn errors_show_the_url_without_its_credentials() {
+        assert_eq!(
+            shown("smtp://user:p%40ss@mail.example.org:587"),
+            "\"smtp://mail.example.org:587\""
+        );
+        assert_eq!(shown("mail.example.org"), "\"mail.example.org\"");
+        let config = EmailConfig {
+            url: "http://user:secret@mail.example.org".into(),
+            ..Default::default()
+        };
+        let error = Transport::check(&config).unwrap_err().to_string();
+        assert!(
+            error.contains("email.url") && error.contains("http://mail.example.org"),
+            "{error}"
+        );
+        assert!(!error.contains("secret"), "{error}");
+    }
+
     use super::*;
 
     #[test]
