@@ -89,10 +89,6 @@ impl Default for PasswordConfig {
     }
 }
 
-fn invalid(key: &str, why: &str) -> ConfigError {
-    ConfigError::invalid(key, why)
-}
-
 /// A module's configuration section: a table of its own, named as the module unless that name
 /// is taken (`gallery.*` for the module switched by `modules.gallery`). Every key has a default
 /// (`Default`); unknown keys are refused (`#[serde(deny_unknown_fields)]`); `validate` refuses
@@ -163,7 +159,7 @@ impl Config {
         self.public_url = url.to_owned();
 
         if self.tokens.session_ttl == 0 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "tokens.session_ttl",
                 "must be at least 1 second (got 0)",
             ));
@@ -187,18 +183,18 @@ impl Config {
             }
         }
         if !(1..=MAX_PASSWORD_LENGTH).contains(&self.passwords.min_length) {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "passwords.min_length",
-                &format!(
+                format!(
                     "must be between 1 and {MAX_PASSWORD_LENGTH} (got {})",
                     self.passwords.min_length
                 ),
             ));
         }
         if self.passwords.min_strength > 4 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "passwords.min_strength",
-                &format!(
+                format!(
                     "must be between 0 (off) and 4 (got {})",
                     self.passwords.min_strength
                 ),

@@ -10,7 +10,7 @@ use time::Date;
 
 use crate::dates::{http_date, http_date_from_unix};
 use crate::db::{get_bool, is_unique_violation, now};
-use crate::validate::{Email, Username};
+use crate::validate::{username_text, Email, Username};
 
 /// A user as every module sees it. The password hash is not part of it: only the login path
 /// reads hashes, through `credentials`.
@@ -184,19 +184,14 @@ pub async fn by_email(
     row.as_ref().map(User::from_row).transpose()
 }
 
-/// The user of that name, ignoring ASCII case. Text that is no valid username (any other
-/// character: a NUL, which PostgreSQL's text cannot hold; a `%`) is nobody's, and never reaches
-/// the database.
+/// The user of that name, ignoring ASCII case. A name registration would refuse (a NUL, which
+/// PostgreSQL's text cannot hold; a `%`; 300 characters) is nobody's, and never reaches the
+/// database.
 pub async fn by_username(
     conn: &mut AnyConnection,
     username: &str,
 ) -> Result<Option<User>, sqlx::Error> {
-    if username.is_empty()
-        || username.len() > 64
-        || !username
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
+    if Username::parse(username).is_err() {
         return Ok(None);
     }
     let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE lower(u.username) = $1");
@@ -285,7 +280,7 @@ pub async fn list(
     let contains = listing.contains.filter(|q| !q.is_empty());
     // A username holds ASCII letters, digits and `_` only: text with anything else (a `%`, a
     // NUL, a non-ASCII letter) is in no username, and never reaches the database.
-    if contains.is_some_and(|q| !q.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+    if contains.is_some_and(|q| !username_text(q)) {
         return Ok((Vec::new(), 0));
     }
     let sqlite = conn.backend_name() != "PostgreSQL";

@@ -34,6 +34,12 @@ pub const PASSWORDS_DIFFER: &str = "password: password and password confirmation
 /// pattern (NIST SP 800-63B 5.1.1.2).
 pub const PASSWORD_GUESSABLE: &str = "password: this password is too common or too easy to guess\n";
 
+/// Whether `text` could be part of a username: ASCII letters, digits and `_` only (a search
+/// for anything else matches no one).
+pub fn username_text(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 impl Username {
     /// All the lines that apply, in FitTrackee's order.
     pub fn parse(raw: &str) -> Result<Username, Vec<&'static str>> {
@@ -41,7 +47,7 @@ impl Username {
         if !(3..=12).contains(&raw.chars().count()) {
             errors.push(USERNAME_LENGTH);
         }
-        if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if raw.is_empty() || !username_text(raw) {
             errors.push(USERNAME_CHARACTERS);
         }
         if errors.is_empty() {
