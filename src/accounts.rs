@@ -77,10 +77,22 @@ impl<'a> Accounts<'a> {
             Username::parse(name).map_err(|lines| lines.concat().trim_end().to_owned())?;
         let email = Email::parse(email).map_err(|line| line.trim_end().to_owned())?;
         let hash = if password_stdin {
-            let mut typed = String::new();
+            // Read no more than a password can be (128 characters of up to 4 bytes, a line
+            // break): whatever is piped in, the command holds a few hundred bytes at most.
+            let limit = 4 * kernel::config::MAX_PASSWORD_LENGTH + 2;
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut typed)
+                .take(u64::try_from(limit + 1).unwrap_or(u64::MAX))
+                .read_to_end(&mut bytes)
                 .map_err(|e| format!("reading the password from standard input: {e}"))?;
+            if bytes.len() > limit {
+                return Err(format!(
+                    "password: {} characters maximum",
+                    kernel::config::MAX_PASSWORD_LENGTH
+                ));
+            }
+            let typed = String::from_utf8(bytes)
+                .map_err(|_| "the password on standard input is not UTF-8".to_owned())?;
             let typed = typed.strip_suffix('\n').unwrap_or(&typed);
             let typed = typed.strip_suffix('\r').unwrap_or(typed);
             let min = self.config.passwords.min_length;

@@ -434,6 +434,7 @@ fn users_are_managed_from_the_command_line() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("sam created"), "{err}");
+    let (long, huge) = ("x".repeat(200), "é".repeat(20_000));
     for (args, input, says) in [
         (
             &["create", "SAM", "other@example.com", "--password-stdin"][..],
@@ -459,6 +460,18 @@ fn users_are_managed_from_the_command_line() {
             &["create", "kim", "kim@example.com", "--password-stdin"][..],
             "short",
             "password: 8 characters required",
+        ),
+        // Too long: the same refusal as registration's (the command reads no more than a
+        // password can be, whatever is piped in).
+        (
+            &["create", "kim", "kim@example.com", "--password-stdin"][..],
+            long.as_str(),
+            "password: 128 characters maximum",
+        ),
+        (
+            &["create", "kim", "kim@example.com", "--password-stdin"][..],
+            huge.as_str(),
+            "password: 128 characters maximum",
         ),
         (&["unset-admin", "nobody"][..], "", "no user named 'nobody'"),
         (&["delete", "nobody"][..], "", "no user named 'nobody'"),
