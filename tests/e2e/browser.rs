@@ -2,46 +2,14 @@
 //! (Debian's `chromium` and `chromium-driver`). Skipped with a message where Chromium is not
 //! installed, except in CI, which installs it.
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
 use serde_json::json;
 
+use crate::chromium::{self, save_screenshot, wait_for_port};
 use crate::helpers::{each_backend, figment, TestDb, PASSWORD};
-use crate::mail::{free_port, required, SmtpServer};
-
-/// chromedriver, killed when dropped (a failing test leaves no
-/// orphan: docs/architecture.md, "Tests").
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn chromium_installed() -> bool {
-    let found = |name: &str| {
-        Command::new(name)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    found("chromedriver") && (found("chromium") || found("chromium-browser"))
-}
+use crate::mail::{free_port, SmtpServer};
 
 fn post_json(base: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
     let agent = ureq::Agent::config_builder()
@@ -59,17 +27,12 @@ fn post_json(base: &str, path: &str, body: serde_json::Value) -> (u16, serde_jso
 }
 
 fn screenshot(name: &str, png: &[u8]) {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
-    let _ = std::fs::write(&path, png);
+    save_screenshot(name, png);
 }
 
 each_backend! {
     async fn a_browser_resets_a_password_from_the_email(backend) {
-        if !chromium_installed() {
-            assert!(!required(), "Chromium and chromedriver are required in CI (apt-get install chromium chromium-driver)");
-            eprintln!("Chromium is not installed (apt-get install chromium chromium-driver): browser test skipped");
-            return;
-        }
+        let Some(chromium) = chromium::start(412, 915).await else { return };
         let Some(smtp) = SmtpServer::start() else { return };
         // Stride on a real port, as a browser needs.
         let db = TestDb::new(&backend).await;
@@ -93,24 +56,7 @@ each_backend! {
         let (link, _) = smtp.wait_for(1).await[0].link();
         assert!(link.starts_with(&format!("{base}/password-reset?token=")), "{link}");
 
-        let driver_port = free_port();
-        let _driver = Driver(Command::new("chromedriver").arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("chromedriver starts"));
-        tokio::task::spawn_blocking(move || wait_for_port(driver_port, "chromedriver")).await.expect("join");
-        let profile = tempfile::tempdir().expect("profile dir");
-        let mut caps = serde_json::Map::new();
-        caps.insert("goog:chromeOptions".into(), json!({"args": [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", "--window-size=412,915",
-            format!("--user-data-dir={}", profile.path().display()),
-        ]}));
-        let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-            .expect("a Chromium session");
-
+        let browser = chromium.client.clone();
         browser.goto(&link).await.expect("open the link");
         screenshot("reset-form", &browser.screenshot().await.expect("screenshot"));
         // Two different passwords: the form comes back with the error, token kept.

@@ -1,6 +1,7 @@
 //! Stride end to end: the real binary as an operator runs it (the CLI, crashes, logs, shutdown,
 //! slow clients), emails through a real SMTP server (aiosmtpd), the reset pages in headless
-//! Chromium, and clusters of instances on one PostgreSQL database. In CI these fail, rather
+//! Chromium, FitTrackee's own web client in front of Stride, and clusters of instances on one
+//! PostgreSQL database. In CI these fail, rather
 //! than skip, when what they need is missing (`.ci/run` installs it).
 
 #[path = "../support/mod.rs"]
@@ -9,12 +10,23 @@ mod helpers;
 mod mail;
 
 mod browser;
+mod chromium;
 mod cli;
 mod cluster;
 mod crash;
 mod email_addresses;
 mod email_languages;
 mod email_reset;
+// Every account flow of the client needs every module.
+#[cfg(all(
+    feature = "registration",
+    feature = "sessions",
+    feature = "profile",
+    feature = "password_reset",
+    feature = "pictures",
+    feature = "users"
+))]
+mod fittrackee_client;
 mod logs;
 mod shutdown;
 mod slow_clients;
