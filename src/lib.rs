@@ -3,9 +3,9 @@
 //! --features sessions,profile` leaves the others out of the binary. At run time each is
 //! switched by `modules.<name>` (docs/modules.md).
 
-pub mod accounts;
 pub mod connections;
 pub mod logging;
+pub mod operator;
 
 use rocket::figment::providers::{Env, Format, Serialized, Toml};
 use rocket::figment::{Figment, Profile};
@@ -61,6 +61,8 @@ pub fn build(figment: Figment) -> Rocket<Build> {
     let rocket = rocket.attach(pictures::stage());
     #[cfg(feature = "users")]
     let rocket = rocket.attach(users::stage());
+    #[cfg(feature = "accounts")]
+    let rocket = rocket.attach(accounts::stage());
     rocket
 }
 
@@ -82,5 +84,7 @@ pub fn check_config(figment: &Figment) -> Result<(), kernel::config::ConfigError
     section::<pictures::PicturesConfig>(figment)?;
     #[cfg(feature = "users")]
     section::<users::UsersConfig>(figment)?;
+    #[cfg(feature = "accounts")]
+    section::<accounts::AccountsConfig>(figment)?;
     Ok(())
 }

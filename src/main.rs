@@ -156,7 +156,7 @@ async fn run(
         }
         Command::Users { command } => {
             let rocket = rocket.ignite().await.map_err(|e| e.to_string())?;
-            let accounts = stride::accounts::Accounts::of(&rocket)?;
+            let accounts = stride::operator::Accounts::of(&rocket)?;
             let outcome = match command {
                 UsersCommand::List => {
                     print!("{}", accounts.list().await?);

@@ -6,6 +6,8 @@
 #[path = "../support/mod.rs"]
 mod helpers;
 
+#[cfg(feature = "accounts")]
+mod accounts;
 mod addresses;
 mod attenuation;
 mod boundaries;

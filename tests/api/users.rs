@@ -15,8 +15,14 @@ const LAST_ADMIN_DEMOTE: &str =
 const PROVIDE_TOKEN: &str = "provide a valid auth token";
 
 /// A server whose one client may make as many accounts as a test needs.
+/// The users API as docs/users-api.md gives it: without the account lifecycle, whose keys the
+/// user object gains when it is mounted (tests/api/accounts.rs).
 async fn app(backend: &Backend) -> TestApp {
-    TestApp::with(backend, |f| f.merge(("registration.per_client", 1000))).await
+    TestApp::with(backend, |f| {
+        f.merge(("registration.per_client", 1000))
+            .merge(("modules.accounts", false))
+    })
+    .await
 }
 
 /// Adds users straight into the database (no argon2 per user): `names` in this order, each

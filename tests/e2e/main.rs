@@ -13,6 +13,8 @@ mod browser;
 mod chromium;
 mod cli;
 mod cluster;
+#[cfg(feature = "accounts")]
+mod confirmation;
 mod crash;
 mod email_addresses;
 mod email_languages;

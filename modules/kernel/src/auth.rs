@@ -244,12 +244,15 @@ async fn authenticate<A: Access>(request: &Request<'_>) -> Result<AuthUser<A>, A
         .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
     let sql = format!(
         "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at FROM sessions s \
-         JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3"
+         JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 \
+         AND u.state = $4"
     );
+    // Only an active account's sessions work (a deactivated account's are also ended).
     let row = sqlx::query(&sql)
         .bind(&claims.session_id)
         .bind(claims.user_id)
         .bind(now)
+        .bind(crate::users::AccountState::Active.as_str())
         .fetch_optional(&***db)
         .await?;
     let row = row.ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;

@@ -152,9 +152,48 @@ impl<'r> FromRequest<'r> for BrowserLanguage {
     }
 }
 
+/// How long something lasts (a link, in an email), in words, in `lang` (`en` or `fr`).
+pub fn duration_in_words(seconds: u64, lang: &str) -> String {
+    let fr = lang == "fr";
+    let (n, one, many) = if seconds.is_multiple_of(3600) {
+        (
+            seconds / 3600,
+            if fr { "une heure" } else { "an hour" },
+            if fr { "heures" } else { "hours" },
+        )
+    } else if seconds.is_multiple_of(60) {
+        (
+            seconds / 60,
+            if fr { "une minute" } else { "a minute" },
+            "minutes",
+        )
+    } else {
+        (
+            seconds,
+            if fr { "une seconde" } else { "a second" },
+            if fr { "secondes" } else { "seconds" },
+        )
+    };
+    if n == 1 {
+        one.to_owned()
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_in_words() {
+        assert_eq!(duration_in_words(3600, "en"), "an hour");
+        assert_eq!(duration_in_words(3600, "fr"), "une heure");
+        assert_eq!(duration_in_words(7200, "en"), "2 hours");
+        assert_eq!(duration_in_words(1800, "fr"), "30 minutes");
+        assert_eq!(duration_in_words(60, "en"), "a minute");
+        assert_eq!(duration_in_words(90, "fr"), "90 secondes");
+    }
 
     #[test]
     fn tags() {

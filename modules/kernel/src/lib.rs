@@ -16,9 +16,11 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod language;
+pub mod lifecycle;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod passwords;
 pub mod payload;
 pub mod requests;
@@ -40,6 +42,7 @@ pub use background::Background;
 pub use config::Config;
 pub use db::Db;
 pub use error::{ApiError, ApiResult};
+pub use lifecycle::Lifecycle;
 pub use mail::Mailer;
 pub use metrics::Metrics;
 pub use openapi::Describe;
@@ -77,6 +80,7 @@ pub fn stage() -> AdHoc {
             .manage(metrics::Metrics::new())
             .manage(settings::InitialSettings::default())
             .manage(settings::SignUps::default())
+            .manage(lifecycle::Lifecycle::default())
             .manage(Background::new(ids))
             // Managed before any module's fairing runs, so that each can describe its routes.
             .manage(openapi::ApiDoc::new())

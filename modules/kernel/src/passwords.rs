@@ -316,7 +316,10 @@ impl Passwords {
         }
         // Never hash an oversized input: no account can have such a password anyway.
         let acceptable = password.chars().count() <= crate::config::MAX_PASSWORD_LENGTH;
-        let (user_id, hash) = found.map_or((None, None), |(id, hash)| (Some(id), Some(hash)));
+        // A pending or deactivated account fails like a wrong password, after the same work.
+        let (user_id, hash) = found.map_or((None, None), |c| {
+            (Some(c.id).filter(|_| c.active), Some(c.password_hash))
+        });
         let verified = acceptable && self.verify(password, hash).await?;
         let Some(user_id) = user_id.filter(|_| verified) else {
             return Ok(Credentials::Invalid);

@@ -18,6 +18,7 @@ use crate::background::Background;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::lifecycle::Lifecycle;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::passwords::Passwords;
@@ -33,6 +34,7 @@ pub struct Services<'r> {
     pub mailer: &'r Mailer,
     pub metrics: &'r Metrics,
     pub background: &'r Background,
+    pub lifecycle: &'r Lifecycle,
 }
 
 #[rocket::async_trait]
@@ -50,6 +52,7 @@ impl<'r> FromRequest<'r> for Services<'r> {
                 mailer: rocket.state()?,
                 metrics: rocket.state()?,
                 background: rocket.state()?,
+                lifecycle: rocket.state()?,
             })
         })();
         match services {

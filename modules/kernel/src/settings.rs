@@ -41,6 +41,9 @@ impl Settings {
     /// ([`SignUps`]) and the settings allow it.
     fn to_json(&self, sign_ups: &SignUps, config: &Config) -> Value {
         json!({
+            // Stride always has a mail transport (its outbox keeps what SMTP refuses); FitTrackee
+            // 1.x's client shows its "resend confirmation" and "forgot password" links on it.
+            "is_email_sending_enabled": true,
             "is_registration_enabled": sign_ups.offered() && self.is_registration_enabled(),
             "map_attribution": config.map_attribution,
             "max_users": self.max_users,

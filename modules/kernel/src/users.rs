@@ -34,12 +34,46 @@ pub struct User {
     /// Whether the user has a picture: a flag a module keeps with `set_picture`, so that the
     /// user object never needs another module's table.
     pub picture: bool,
+    pub state: AccountState,
+    /// The address of a pending email change, while its link lives.
+    pub email_to_confirm: Option<String>,
+}
+
+/// Where an account is in its life. Only an active account logs in or uses a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountState {
+    /// Registered while email confirmation was required; waits for its emailed link.
+    Pending,
+    Active,
+    /// Switched off by an admin.
+    Deactivated,
+}
+
+impl AccountState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Pending => "pending",
+            AccountState::Active => "active",
+            AccountState::Deactivated => "deactivated",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<AccountState, sqlx::Error> {
+        match stored {
+            "pending" => Ok(AccountState::Pending),
+            "active" => Ok(AccountState::Active),
+            "deactivated" => Ok(AccountState::Deactivated),
+            other => Err(sqlx::Error::Decode(
+                format!("unknown account state {other:?}").into(),
+            )),
+        }
+    }
 }
 
 /// The columns `User::from_row` reads, for queries that select a user, qualified by `u.`.
 pub const USER_COLUMNS: &str = "u.id, u.username, u.email, u.admin, u.created_at, u.first_name, \
      u.last_name, u.bio, u.location, u.birth_date, u.timezone, u.weekm, u.language, u.imperial_units, \
-     u.picture";
+     u.picture, u.state, u.email_to_confirm, u.email_to_confirm_until";
 
 impl User {
     pub fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
@@ -59,6 +93,15 @@ impl User {
             language: row.try_get("language")?,
             imperial_units: get_bool(row, "imperial_units")?,
             picture: get_bool(row, "picture")?,
+            state: AccountState::parse(&row.try_get::<String, _>("state")?)?,
+            email_to_confirm: row
+                .try_get::<Option<String>, _>("email_to_confirm")?
+                .filter(|_| {
+                    row.try_get::<Option<i64>, _>("email_to_confirm_until")
+                        .ok()
+                        .flatten()
+                        .is_some_and(|until| until >= now())
+                }),
         })
     }
 }
@@ -89,6 +132,27 @@ impl User {
             "total_distance": 0.0,
             "total_duration": "0:00:00",
         })
+    }
+
+    /// `to_json` with the account lifecycle's keys (`is_active`, `email_to_confirm`, `role`),
+    /// which the user object carries when a lifecycle module is mounted (lifecycle.rs).
+    pub fn to_json_with_lifecycle(&self) -> Value {
+        let mut object = self.to_json();
+        if let Value::Object(map) = &mut object {
+            map.insert(
+                "is_active".into(),
+                (self.state == AccountState::Active).into(),
+            );
+            map.insert(
+                "email_to_confirm".into(),
+                self.email_to_confirm.clone().into(),
+            );
+            map.insert(
+                "role".into(),
+                if self.admin { "admin" } else { "user" }.into(),
+            );
+        }
+        object
     }
 }
 
@@ -132,38 +196,68 @@ pub async fn exists(
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
+/// True when the username is taken (case-insensitively).
+pub async fn username_taken(
+    conn: &mut AnyConnection,
+    username: &Username,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE lower(username) = $1")
+        .bind(username.as_str().to_ascii_lowercase())
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
 pub async fn insert(
     conn: &mut AnyConnection,
     username: &Username,
     email: &Email,
     password_hash: &str,
+    state: AccountState,
 ) -> Result<i64, InsertError> {
     let now = now();
     let row = sqlx::query(
-        "INSERT INTO users (username, email, email_key, password_hash, created_at, password_changed_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        "INSERT INTO users (username, email, email_key, password_hash, created_at, password_changed_at, state) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id",
     )
     .bind(username.as_str())
     .bind(email.as_str())
     .bind(email.key())
     .bind(password_hash)
     .bind(now)
+    .bind(state.as_str())
     .fetch_one(conn)
     .await?;
     Ok(row.try_get("id")?)
 }
 
-/// The id and password hash of the account with this email, for a login.
+/// What a login checks of the account with this email.
+#[derive(Debug, Clone)]
+pub struct StoredCredentials {
+    pub id: i64,
+    pub password_hash: String,
+    /// Only an active account may log in (a pending or deactivated one fails like a wrong
+    /// password, after the same work).
+    pub active: bool,
+}
+
+/// The credentials of the account with this email, for a login.
 pub async fn credentials(
     conn: &mut AnyConnection,
     email_key: &str,
-) -> Result<Option<(i64, String)>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, password_hash FROM users WHERE email_key = $1")
+) -> Result<Option<StoredCredentials>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, password_hash, state FROM users WHERE email_key = $1")
         .bind(email_key)
         .fetch_optional(conn)
         .await?;
-    row.map(|r| Ok((r.try_get("id")?, r.try_get("password_hash")?)))
-        .transpose()
+    row.map(|r| {
+        Ok(StoredCredentials {
+            id: r.try_get("id")?,
+            password_hash: r.try_get("password_hash")?,
+            active: r.try_get::<String, _>("state")? == AccountState::Active.as_str(),
+        })
+    })
+    .transpose()
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<User>, sqlx::Error> {
@@ -202,10 +296,13 @@ pub async fn by_username(
     row.as_ref().map(User::from_row).transpose()
 }
 
-/// Grants admin rights; false when there is no such user.
+/// Grants admin rights and activates the account (an admin role activates, so that a first
+/// admin can be made on an instance whose mail does not work yet); false when there is no such
+/// user.
 pub async fn set_admin(conn: &mut AnyConnection, username: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("UPDATE users SET admin = $1 WHERE lower(username) = $2")
+    let done = sqlx::query("UPDATE users SET admin = $1, state = $2 WHERE lower(username) = $3")
         .bind(true)
+        .bind(AccountState::Active.as_str())
         .bind(username.to_ascii_lowercase())
         .execute(conn)
         .await?;
@@ -243,6 +340,16 @@ pub async fn admins_other_than(conn: &mut AnyConnection, id: i64) -> Result<i64,
 pub async fn delete(conn: &mut AnyConnection, id: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes the user's row (as `delete`) only if the account is still pending; false otherwise.
+pub async fn delete_if_pending(conn: &mut AnyConnection, id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM users WHERE id = $1 AND state = $2")
+        .bind(id)
+        .bind(AccountState::Pending.as_str())
         .execute(conn)
         .await?;
     Ok(done.rows_affected() > 0)
@@ -382,8 +489,9 @@ fn direction(descending: bool) -> &'static str {
     }
 }
 
-/// Replaces the password hash and moves `password_version` on, so that every reset token
-/// issued for the old password dies.
+/// Replaces the password hash and moves `password_version` on, so that every token issued
+/// for the old password (reset links, confirmation and email-change links) dies, and with it
+/// the pending email change.
 pub async fn set_password(
     conn: &mut AnyConnection,
     id: i64,
@@ -391,7 +499,8 @@ pub async fn set_password(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE users SET password_hash = $1, password_changed_at = $2, \
-         password_version = password_version + 1 WHERE id = $3",
+         password_version = password_version + 1, email_to_confirm = NULL, \
+         email_to_confirm_until = NULL WHERE id = $3",
     )
     .bind(password_hash)
     .bind(now())
@@ -472,6 +581,76 @@ pub async fn password_version(
         .await?
         .map(|row| row.try_get("password_version"))
         .transpose()
+}
+
+/// Sets the account's state.
+pub async fn set_state(
+    conn: &mut AnyConnection,
+    id: i64,
+    state: AccountState,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET state = $1 WHERE id = $2")
+        .bind(state.as_str())
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records (or, with `None`, clears) the address of a pending email change and until when
+/// its link lives.
+pub async fn set_email_to_confirm(
+    conn: &mut AnyConnection,
+    id: i64,
+    pending: Option<(&str, i64)>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET email_to_confirm = $1, email_to_confirm_until = $2 WHERE id = $3",
+    )
+    .bind(pending.map(|(address, _)| address))
+    .bind(pending.map(|(_, until)| until))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Changes the account's address (login uses it from then on) and clears any pending change.
+/// `InsertError::Duplicate` when another account has it.
+pub async fn set_email(
+    conn: &mut AnyConnection,
+    id: i64,
+    email: &Email,
+) -> Result<(), InsertError> {
+    sqlx::query(
+        "UPDATE users SET email = $1, email_key = $2, email_to_confirm = NULL, \
+         email_to_confirm_until = NULL WHERE id = $3",
+    )
+    .bind(email.as_str())
+    .bind(email.key())
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The ids and addresses of the accounts still pending that registered before `before`.
+pub async fn pending_before(
+    conn: &mut AnyConnection,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, email FROM users WHERE state = $1 AND created_at < $2 ORDER BY created_at LIMIT $3",
+    )
+    .bind(AccountState::Pending.as_str())
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("email")?)))
+        .collect()
 }
 
 /// Sets whether the user has a picture.

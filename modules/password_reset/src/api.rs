@@ -108,7 +108,7 @@ pub async fn queue_reset_link(
     let lang = Language::of_user(user.language.as_deref()).code();
     let context = json!({
         "link": format!("{public_url}/password-reset?token={token}"),
-        "validity": reset_tokens::validity(ttl, lang),
+        "validity": kernel::language::duration_in_words(ttl, lang),
     });
     let message = mailer.compose("password_reset", lang, &user.email, &user.username, context)?;
     mailer

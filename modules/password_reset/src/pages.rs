@@ -3,12 +3,11 @@
 
 use kernel::config::MAX_PASSWORD_LENGTH;
 use kernel::language::{BrowserLanguage, Language};
+use kernel::pages::Page;
 use kernel::validate::PasswordProblem;
 use kernel::{ApiError, Caller, Services};
 use rocket::form::{Form, FromForm};
-use rocket::http::{Header, Status};
-use rocket::request::Request;
-use rocket::response::{self, Responder};
+use rocket::http::Status;
 use rocket::{get, post, routes, Route};
 use rocket_dyn_templates::{context, Template};
 
@@ -18,36 +17,16 @@ pub fn routes() -> Vec<Route> {
     routes![form, submit]
 }
 
-/// A page with the headers every reset page carries.
-pub struct Page {
-    status: Status,
-    template: Template,
-}
-
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'";
-
-impl<'r> Responder<'r, 'static> for Page {
-    fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
-        let mut response = self.template.respond_to(request)?;
-        response.set_status(self.status);
-        response.set_header(Header::new("Referrer-Policy", "no-referrer"));
-        response.set_header(Header::new("Cache-Control", "no-store"));
-        response.set_header(Header::new("Content-Security-Policy", CSP));
-        Ok(response)
-    }
-}
-
 /// The language of the account's pages, whatever its stored preference holds.
 fn language_of(user: &kernel::users::User) -> &'static str {
     Language::of_user(user.language.as_deref()).code()
 }
 
 fn invalid(lang: &str) -> Page {
-    Page {
-        status: Status::BadRequest,
-        template: Template::render(format!("pages/{lang}/reset_invalid"), context! { lang }),
-    }
+    Page::new(
+        Status::BadRequest,
+        Template::render(format!("pages/{lang}/reset_invalid"), context! { lang }),
+    )
 }
 
 fn form_page(
@@ -57,13 +36,13 @@ fn form_page(
     min_length: usize,
     error: Option<&str>,
 ) -> Page {
-    Page {
+    Page::new(
         status,
-        template: Template::render(
+        Template::render(
             format!("pages/{lang}/reset_form"),
             context! { lang, token, min_length, max_length: MAX_PASSWORD_LENGTH, error },
         ),
-    }
+    )
 }
 
 #[get("/password-reset?<token>")]
@@ -118,10 +97,10 @@ async fn submit(
     match reset(kernel, &token, &password, &confirmation, caller.client).await {
         Ok(user) => {
             let lang = language_of(&user);
-            Ok(Page {
-                status: Status::Ok,
-                template: Template::render(format!("pages/{lang}/reset_done"), context! { lang }),
-            })
+            Ok(Page::new(
+                Status::Ok,
+                Template::render(format!("pages/{lang}/reset_done"), context! { lang }),
+            ))
         }
         Err(Refusal::InvalidToken) => Ok(invalid(lang)),
         Err(Refusal::Password(problems)) => {

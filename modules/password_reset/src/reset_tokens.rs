@@ -72,48 +72,9 @@ pub async fn consume(conn: &mut AnyConnection, token: &str) -> Result<bool, sqlx
     Ok(done.rows_affected() == 1)
 }
 
-/// How long a link lasts, in words, in the email's language.
-pub fn validity(seconds: u64, lang: &str) -> String {
-    let fr = lang == "fr";
-    let (n, one, many) = if seconds.is_multiple_of(3600) {
-        (
-            seconds / 3600,
-            if fr { "une heure" } else { "an hour" },
-            if fr { "heures" } else { "hours" },
-        )
-    } else if seconds.is_multiple_of(60) {
-        (
-            seconds / 60,
-            if fr { "une minute" } else { "a minute" },
-            "minutes",
-        )
-    } else {
-        (
-            seconds,
-            if fr { "une seconde" } else { "a second" },
-            if fr { "secondes" } else { "seconds" },
-        )
-    };
-    if n == 1 {
-        one.to_owned()
-    } else {
-        format!("{n} {many}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn validity_in_words() {
-        assert_eq!(validity(3600, "en"), "an hour");
-        assert_eq!(validity(3600, "fr"), "une heure");
-        assert_eq!(validity(7200, "en"), "2 hours");
-        assert_eq!(validity(1800, "fr"), "30 minutes");
-        assert_eq!(validity(60, "en"), "a minute");
-        assert_eq!(validity(90, "fr"), "90 secondes");
-    }
 
     #[test]
     fn digests_are_sha256_hex() {

@@ -8,6 +8,7 @@ use kernel::config::Section;
 use kernel::language::LanguageTag;
 use kernel::users::{Preferences, ProfileFields};
 use kernel::validate::{self, Password};
+use kernel::Lifecycle;
 use kernel::{auth, users, ApiError, ApiResult, AuthUser, Caller, Db, Describe, Payload, Services};
 use rocket::fairing::AdHoc;
 use rocket::serde::json::{json, Value};
@@ -47,12 +48,17 @@ impl Section for ProfileConfig {
     const KEY: &'static str = "profile_edit";
 }
 
-async fn respond(db: &Db, user_id: i64, message: Option<&str>) -> ApiResult<Value> {
+async fn respond(
+    db: &Db,
+    lifecycle: &Lifecycle,
+    user_id: i64,
+    message: Option<&str>,
+) -> ApiResult<Value> {
     let mut conn = db.acquire().await?;
     let user = users::by_id(&mut conn, user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized(auth::PROVIDE_TOKEN))?;
-    let mut body = json!({ "status": "success", "data": user.to_json() });
+    let mut body = json!({ "status": "success", "data": lifecycle.user_json(&user) });
     if let Some(message) = message {
         body["message"] = message.into();
     }
@@ -60,8 +66,8 @@ async fn respond(db: &Db, user_id: i64, message: Option<&str>) -> ApiResult<Valu
 }
 
 #[get("/profile")]
-fn profile(auth: AuthUser<Read>) -> Value {
-    json!({ "status": "success", "data": auth.user.to_json() })
+fn profile(auth: AuthUser<Read>, lifecycle: &State<Lifecycle>) -> Value {
+    json!({ "status": "success", "data": lifecycle.user_json(&auth.user) })
 }
 
 /// Longest values kept, as FitTrackee's columns.
@@ -189,7 +195,13 @@ async fn edit_profile(
         // This instance's courier sends it now rather than at its next poll.
         mailer.wake();
     }
-    respond(db, auth.user.id, Some("user profile updated")).await
+    respond(
+        db,
+        kernel.lifecycle,
+        auth.user.id,
+        Some("user profile updated"),
+    )
+    .await
 }
 
 /// ASVS 2.1.6: the current password, when sent or when
@@ -234,6 +246,7 @@ const TIMEZONE_MAX: usize = 50;
 async fn edit_preferences(
     auth: AuthUser,
     db: &State<Db>,
+    lifecycle: &State<Lifecycle>,
     body: Payload<Map<String, Value>>,
 ) -> ApiResult<Value> {
     let body = body.0;
@@ -269,5 +282,11 @@ async fn edit_preferences(
     let mut conn = db.acquire().await?;
     users::update_preferences(&mut conn, auth.user.id, &preferences).await?;
     drop(conn);
-    respond(db, auth.user.id, Some("user preferences updated")).await
+    respond(
+        db,
+        lifecycle,
+        auth.user.id,
+        Some("user preferences updated"),
+    )
+    .await
 }

@@ -5,7 +5,7 @@
 
 use kernel::config::{ConfigError, Section};
 use kernel::throttle::{self, Counter};
-use kernel::users::{self, InsertError};
+use kernel::users::{self, AccountState, InsertError};
 use kernel::validate::{account_words, Email, Password, Username};
 use kernel::{auth, settings, ApiError, ApiResult, Caller, Describe, Payload, Services};
 use rocket::fairing::AdHoc;
@@ -16,6 +16,8 @@ use serde::Deserialize;
 
 pub const DISABLED: &str = "error, registration is disabled";
 pub const ALREADY_EXISTS: &str = "sorry, that user already exists";
+/// With email confirmation on (FitTrackee 0.6+): only a taken username is told.
+pub const USERNAME_TAKEN: &str = "sorry, that username is already taken";
 
 pub fn stage() -> AdHoc {
     kernel::module(
@@ -81,7 +83,9 @@ struct Registration {
     username: String,
     email: String,
     password: String,
-    password_conf: String,
+    /// Required unless new accounts are confirmed by email (FitTrackee 1.x's client does not
+    /// send it); checked whenever it is sent.
+    password_conf: Option<String>,
 }
 
 #[post("/register", data = "<body>")]
@@ -123,16 +127,24 @@ async fn create(
         config,
         keys,
         passwords,
+        mailer,
+        lifecycle,
         ..
     } = kernel;
     let form = body?.0;
+    // With email confirmation (lifecycle.rs), FitTrackee 0.6+'s answers: 200 and no session,
+    // the same whether the address is new or taken.
+    let confirmation = lifecycle.confirmation();
+    let Some(confirm) = form
+        .password_conf
+        .as_deref()
+        .or(confirmation.map(|_| form.password.as_str()))
+    else {
+        return Err(ApiError::invalid_payload());
+    };
     let username = Username::parse(&form.username);
     let email = Email::parse(&form.email);
-    let mut password = Password::parse(
-        &form.password,
-        &form.password_conf,
-        config.passwords.min_length,
-    );
+    let mut password = Password::parse(&form.password, confirm, config.passwords.min_length);
     if let Ok(candidate) = &password {
         // zxcvbn runs on the password workers; no pooled connection is held meanwhile.
         let words = account_words(&form.username, &form.email);
@@ -153,8 +165,16 @@ async fn create(
     };
     {
         let mut conn = db.acquire().await?;
-        if users::exists(&mut conn, &username, &email).await? {
-            return Err(ApiError::bad_request(ALREADY_EXISTS));
+        match confirmation {
+            None if users::exists(&mut conn, &username, &email).await? => {
+                return Err(ApiError::bad_request(ALREADY_EXISTS));
+            }
+            // A taken username is public (a user's page shows it); a taken address is not told:
+            // it costs the same hashing as a new one below and answers the same.
+            Some(_) if users::username_taken(&mut conn, &username).await? => {
+                return Err(ApiError::bad_request(USERNAME_TAKEN));
+            }
+            _ => {}
         }
     }
     // No pooled connection is held while argon2 runs.
@@ -169,12 +189,43 @@ async fn create(
     {
         return Err(ApiError::forbidden(DISABLED));
     }
-    let user_id = match users::insert(&mut tx, &username, &email, &hash).await {
+    let state = match confirmation {
+        Some(_) => AccountState::Pending,
+        None => AccountState::Active,
+    };
+    let user_id = match users::insert(&mut tx, &username, &email, &hash, state).await {
         Ok(id) => id,
-        // A racing registration of the same name or address won.
-        Err(InsertError::Duplicate) => return Err(ApiError::bad_request(ALREADY_EXISTS)),
+        Err(InsertError::Duplicate) => {
+            drop(tx);
+            return match confirmation {
+                // A racing registration of the same name or address won.
+                None => Err(ApiError::bad_request(ALREADY_EXISTS)),
+                Some(_) => {
+                    let mut conn = db.acquire().await?;
+                    if users::username_taken(&mut conn, &username).await? {
+                        Err(ApiError::bad_request(USERNAME_TAKEN))
+                    } else {
+                        // The address is another account's: nothing made, nothing sent.
+                        Ok(confirmation_pending())
+                    }
+                }
+            };
+        }
         Err(InsertError::Database(e)) => return Err(e.into()),
     };
+    if let Some(confirmation) = confirmation {
+        let user = users::by_id(&mut tx, user_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("registration", "the new account is gone"))?;
+        confirmation
+            .send(&mut tx, mailer, &user)
+            .await
+            .map_err(|e| ApiError::internal("account confirmation email", e))?;
+        tx.commit().await?;
+        mailer.wake();
+        tracing::info!(user_id, "user registered, confirmation pending");
+        return Ok(confirmation_pending());
+    }
     let token = auth::open(&mut tx, keys, config, user_id, &caller.agent).await?;
     // The client that made the account is one of its own (docs: SECURITY.md, lockout).
     throttle::know_client(&mut tx, &config.throttle, &email.key(), caller.client).await?;
@@ -184,6 +235,11 @@ async fn create(
         Status::Created,
         json!({ "status": "success", "message": "successfully registered", "auth_token": token }),
     ))
+}
+
+/// The answer to a registration awaiting its emailed confirmation (FitTrackee 0.6+'s).
+fn confirmation_pending() -> (Status, Value) {
+    (Status::Ok, json!({ "status": "success" }))
 }
 
 #[post("/register")]

@@ -14,6 +14,7 @@ use kernel::auth::{Manage, Read};
 use kernel::config::Section;
 use kernel::users::User;
 use kernel::validate::email_key;
+use kernel::Lifecycle;
 use kernel::{
     db, throttle, users, ApiError, ApiResult, AuthUser, Describe, Mailer, Payload, Services,
 };
@@ -57,18 +58,22 @@ impl Section for UsersConfig {
 
 /// A user as `caller` may see them: the address only for the user themself and for admins (the
 /// caller's rights as stored now, read by the guard of this request).
-fn seen_by(user: &User, caller: &User) -> Value {
-    let mut object = user.to_json();
+/// The keys of the account's own (its address and, with the account lifecycle, its state and
+/// pending address) are left out for anyone else.
+fn seen_by(lifecycle: &Lifecycle, user: &User, caller: &User) -> Value {
+    let mut object = lifecycle.user_json(user);
     if caller.id != user.id && !caller.admin {
         if let Value::Object(map) = &mut object {
-            map.remove("email");
+            for key in ["email", "is_active", "email_to_confirm"] {
+                map.remove(key);
+            }
         }
     }
     object
 }
 
-fn one_user(user: &User, caller: &User) -> Value {
-    json!({ "status": "success", "data": { "users": [seen_by(user, caller)] } })
+fn one_user(lifecycle: &Lifecycle, user: &User, caller: &User) -> Value {
+    json!({ "status": "success", "data": { "users": [seen_by(lifecycle, user, caller)] } })
 }
 
 #[get("/?<page>&<per_page>&<q>&<order_by>&<order>")]
@@ -93,7 +98,10 @@ async fn list(
     let mut conn = kernel.db.acquire().await?;
     let (found, total) = users::list(&mut conn, &listing).await?;
     let pages = total.div_euclid(listing.per_page) + i64::from(total % listing.per_page != 0);
-    let users: Vec<Value> = found.iter().map(|u| seen_by(u, &auth.user)).collect();
+    let users: Vec<Value> = found
+        .iter()
+        .map(|u| seen_by(kernel.lifecycle, u, &auth.user))
+        .collect();
     Ok(json!({
         "status": "success",
         "data": { "users": users },
@@ -113,7 +121,7 @@ async fn one(auth: AuthUser<Read>, kernel: Services<'_>, user_name: &str) -> Api
     let user = users::by_username(&mut conn, user_name)
         .await?
         .ok_or_else(|| ApiError::not_found(NO_USER))?;
-    Ok(one_user(&user, &auth.user))
+    Ok(one_user(kernel.lifecycle, &user, &auth.user))
 }
 
 /// Who asks for a change of an account.
@@ -249,7 +257,7 @@ async fn set_admin(
     let user = set_admin_rights(kernel.db, Actor::User(&auth.user), user_name, admin)
         .await
         .map_err(|r| refused(r, LAST_ADMIN_DEMOTE))?;
-    Ok(one_user(&user, &auth.user))
+    Ok(one_user(kernel.lifecycle, &user, &auth.user))
 }
 
 /// Deletes an account: 404 for a name that is nobody's (whoever asks), 403 for another user's

@@ -101,6 +101,11 @@ impl Mailer {
         })
     }
 
+    /// The server's public address, on which every link in an email is built.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
     /// Renders `email/{lang}/{kind}/{subject,text,html}` for `to`, with `username`, `public_url`
     /// and `context` available to the templates.
     pub fn compose(

@@ -131,7 +131,15 @@ impl<'a> Accounts<'a> {
         let mut tx = kernel::db::begin_write(self.db)
             .await
             .map_err(|e| e.to_string())?;
-        let id = match users::insert(&mut tx, &username, &email, &hash).await {
+        let id = match users::insert(
+            &mut tx,
+            &username,
+            &email,
+            &hash,
+            users::AccountState::Active,
+        )
+        .await
+        {
             Ok(id) => id,
             Err(InsertError::Duplicate) => return Err("sorry, that user already exists".into()),
             Err(InsertError::Database(e)) => return Err(e.to_string()),

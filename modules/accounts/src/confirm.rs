@@ -1,0 +1,226 @@
+//! Email confirmation of new accounts: the link registration sends (through the kernel's
+//! `SignUpConfirmation` hook), `POST /api/auth/account/confirm` and
+//! `POST /api/auth/account/resend-confirmation`.
+
+use kernel::auth::UserAgent;
+use kernel::error::Failure;
+use kernel::language::{duration_in_words, Language};
+use kernel::lifecycle::SignUpConfirmation;
+use kernel::throttle::{self, Counter};
+use kernel::users::{self, AccountState, User};
+use kernel::validate::email_key;
+use kernel::{auth, ApiError, ApiResult, Caller, Mailer, Payload, Services};
+use rocket::serde::json::{json, Value};
+use rocket::{post, routes, Route, State};
+use serde::Deserialize;
+use sqlx::{AnyConnection, AnyPool};
+
+use crate::tokens::{self, Purpose};
+use crate::AccountsConfig;
+
+pub const INVALID_TOKEN: &str = "invalid token, please request a new token";
+
+pub fn routes() -> Vec<Route> {
+    routes![confirm_account, resend]
+}
+
+/// Registration's hook: the link of a new pending account.
+pub struct Links {
+    ttl: u64,
+}
+
+impl Links {
+    pub fn new(config: &AccountsConfig) -> Links {
+        Links {
+            ttl: config.confirmation_ttl,
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl SignUpConfirmation for Links {
+    async fn send(
+        &self,
+        conn: &mut AnyConnection,
+        mailer: &Mailer,
+        user: &User,
+    ) -> Result<(), Failure> {
+        queue_link(conn, mailer, self.ttl, user).await
+    }
+}
+
+/// Issues a confirmation link for `user` (the previous one dies) and queues its email, in the
+/// caller's transaction.
+async fn queue_link(
+    conn: &mut AnyConnection,
+    mailer: &Mailer,
+    ttl: u64,
+    user: &User,
+) -> Result<(), Failure> {
+    let issued = tokens::issue(&mut *conn, user, Purpose::Confirm, ttl).await?;
+    let lang = Language::of_user(user.language.as_deref()).code();
+    let context = json!({
+        "link": format!("{}/account-confirmation?token={}", mailer.public_url(), issued.token),
+        "validity": duration_in_words(ttl, lang),
+    });
+    let message = mailer.compose(
+        "account_confirmation",
+        lang,
+        &user.email,
+        &user.username,
+        context,
+    )?;
+    mailer
+        .enqueue(conn, &message)
+        .await
+        .map_err(|e| Failure::new("the outbox", e))
+}
+
+/// Why a confirmation did not happen.
+pub enum Refusal {
+    /// Unknown, expired, used, of another purpose, or the account is not pending any more.
+    InvalidToken,
+    Internal(ApiError),
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(e: sqlx::Error) -> Self {
+        Refusal::Internal(e.into())
+    }
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Internal(e)
+    }
+}
+
+/// The account a confirmation token is good for.
+pub async fn holder(kernel: &Services<'_>, token: &str) -> Result<Option<User>, Refusal> {
+    let mut conn = kernel.db.acquire().await?;
+    let Some(user_id) = tokens::holder(&mut conn, token, Purpose::Confirm).await? else {
+        return Ok(None);
+    };
+    Ok(users::by_id(&mut conn, user_id).await?)
+}
+
+/// Activates the account the token confirms and kills the token, in one transaction; with
+/// `session`, opens a session for it there too (the API's answer carries its token; the page
+/// opens none).
+pub async fn confirm(
+    kernel: Services<'_>,
+    token: &str,
+    session: Option<&UserAgent>,
+) -> Result<(User, Option<String>), Refusal> {
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    // Read again in the writer's turn: a racing use of the token or a change of the account
+    // decides here.
+    let user_id = tokens::holder(&mut tx, token, Purpose::Confirm)
+        .await?
+        .ok_or(Refusal::InvalidToken)?;
+    if !tokens::consume(&mut tx, token).await? {
+        return Err(Refusal::InvalidToken);
+    }
+    users::set_state(&mut tx, user_id, AccountState::Active).await?;
+    let user = users::by_id(&mut tx, user_id)
+        .await?
+        .ok_or(Refusal::InvalidToken)?;
+    let session_token = match session {
+        Some(agent) => Some(auth::open(&mut tx, kernel.keys, kernel.config, user_id, agent).await?),
+        None => None,
+    };
+    tx.commit().await?;
+    tracing::info!(user_id, "account confirmed");
+    Ok((user, session_token))
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    token: String,
+}
+
+#[post("/confirm", data = "<body>")]
+async fn confirm_account(
+    kernel: Services<'_>,
+    caller: Caller,
+    body: Payload<TokenBody>,
+) -> ApiResult<Value> {
+    match confirm(kernel, &body.0.token, Some(&caller.agent)).await {
+        Ok((_, token)) => Ok(json!({
+            "status": "success",
+            "message": "account confirmation successful",
+            "auth_token": token,
+        })),
+        Err(Refusal::InvalidToken) => Err(ApiError::bad_request(INVALID_TOKEN)),
+        Err(Refusal::Internal(e)) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResendBody {
+    email: String,
+}
+
+/// Answers at once and the same for any address, known or not, pending or not: the lookup and
+/// the email happen after the answer (background work, which a graceful shutdown waits for).
+/// Requests are counted per address and per client first.
+#[post("/resend-confirmation", data = "<body>")]
+async fn resend(
+    kernel: Services<'_>,
+    config: &State<AccountsConfig>,
+    caller: Caller,
+    body: Payload<ResendBody>,
+) -> ApiResult<Value> {
+    let account = email_key(&body.0.email);
+    let throttling = &kernel.config.throttle;
+    let counters = [
+        Counter::of_account(
+            throttling,
+            "resend:account",
+            &account,
+            config.resend_requests_per_account,
+        ),
+        Counter::new(
+            throttling,
+            "resend:client",
+            &throttle::client_text(caller.client),
+            config.resend_requests_per_client,
+        ),
+    ];
+    {
+        let mut tx = kernel::db::begin_write(kernel.db).await?;
+        let verdict = throttle::take(&mut tx, throttling, &counters).await?;
+        tx.commit().await?;
+        verdict.or_too_many()?;
+    }
+    let pool: AnyPool = (**kernel.db).clone();
+    let (mailer, ttl) = (kernel.mailer.clone(), config.confirmation_ttl);
+    kernel.background.spawn(async move {
+        if let Err(e) = resend_link(&pool, &mailer, ttl, &account).await {
+            tracing::error!("confirmation resend: {e}");
+        }
+    });
+    Ok(json!({ "status": "success", "message": "confirmation email resent" }))
+}
+
+/// A new link for the pending account at `account`, if there is one; nothing otherwise.
+// No field: the address is not for the logs.
+#[tracing::instrument(name = "confirmation_resend", skip_all)]
+async fn resend_link(
+    pool: &AnyPool,
+    mailer: &Mailer,
+    ttl: u64,
+    account: &str,
+) -> Result<(), Failure> {
+    let database = |e| Failure::new("database", e);
+    let mut tx = kernel::db::begin_write(pool).await.map_err(database)?;
+    let user = users::by_email(&mut tx, account).await.map_err(database)?;
+    let Some(user) = user.filter(|u| u.state == AccountState::Pending) else {
+        return Ok(());
+    };
+    queue_link(&mut tx, mailer, ttl, &user).await?;
+    tx.commit().await.map_err(database)?;
+    mailer.wake();
+    tracing::info!(user_id = user.id, "confirmation link resent");
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! The page the confirmation email links to: `GET /account-confirmation?token=…` shows a form
+//! (a GET never uses the token: mail scanners open links), and its `POST` confirms the account.
+//! No JavaScript, in the account's language (English or French), opening no session.
+
+use kernel::language::{BrowserLanguage, Language};
+use kernel::pages::Page;
+use kernel::users::User;
+use kernel::{ApiError, Services};
+use rocket::form::{Form, FromForm};
+use rocket::http::Status;
+use rocket::{get, post, routes, Route};
+use rocket_dyn_templates::{context, Template};
+
+use crate::confirm::{confirm, holder, Refusal};
+
+pub fn routes() -> Vec<Route> {
+    routes![form, submit]
+}
+
+fn language_of(user: &User) -> &'static str {
+    Language::of_user(user.language.as_deref()).code()
+}
+
+fn invalid(lang: &str) -> Page {
+    Page::new(
+        Status::BadRequest,
+        Template::render(format!("pages/{lang}/confirm_invalid"), context! { lang }),
+    )
+}
+
+#[get("/account-confirmation?<token>")]
+async fn form(
+    token: Option<&str>,
+    kernel: Services<'_>,
+    browser: BrowserLanguage,
+) -> Result<Page, ApiError> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(invalid(browser.0.code()));
+    };
+    match holder(&kernel, token).await {
+        Ok(Some(user)) => {
+            let lang = language_of(&user);
+            Ok(Page::new(
+                Status::Ok,
+                Template::render(
+                    format!("pages/{lang}/confirm_form"),
+                    context! { lang, token, username: &user.username },
+                ),
+            ))
+        }
+        Ok(None) | Err(Refusal::InvalidToken) => Ok(invalid(browser.0.code())),
+        Err(Refusal::Internal(e)) => Err(e),
+    }
+}
+
+#[derive(FromForm)]
+struct ConfirmForm {
+    token: Option<String>,
+}
+
+#[post("/account-confirmation", data = "<form>")]
+async fn submit(
+    form: Form<ConfirmForm>,
+    kernel: Services<'_>,
+    browser: BrowserLanguage,
+) -> Result<Page, ApiError> {
+    let token = form.token.clone().unwrap_or_default();
+    match confirm(kernel, &token, None).await {
+        Ok((user, _)) => {
+            let lang = language_of(&user);
+            Ok(Page::new(
+                Status::Ok,
+                Template::render(
+                    format!("pages/{lang}/confirm_done"),
+                    context! { lang, username: &user.username },
+                ),
+            ))
+        }
+        Err(Refusal::InvalidToken) => Ok(invalid(browser.0.code())),
+        Err(Refusal::Internal(e)) => Err(e),
+    }
+}

@@ -1,0 +1,163 @@
+//! The module's links (`account_tokens`, read and written here only): 32 random bytes given
+//! once to the user, in the emailed link, and kept only as their SHA-256, with one purpose.
+//! A token is good once, until it expires, for its purpose only, and only while the account's
+//! password and address are those it was issued under (docs/accounts.md, "Tokens"). Issuing a
+//! token kills the account's live ones of the same purpose.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use kernel::db::now;
+use kernel::error::Failure;
+use kernel::users::{AccountState, User};
+use kernel::validate::email_key;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyConnection, Row};
+
+/// What a token may be used for; refused by every route of another purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Activates a pending account.
+    Confirm,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Confirm => "confirm",
+        }
+    }
+}
+
+fn digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new token, in clear: the only time it exists so.
+pub struct Issued {
+    pub token: String,
+}
+
+/// Creates a token of `purpose` for `user`, valid `ttl` seconds, and kills the user's live
+/// tokens of that purpose.
+pub async fn issue(
+    conn: &mut AnyConnection,
+    user: &User,
+    purpose: Purpose,
+    ttl: u64,
+) -> Result<Issued, Failure> {
+    let database = |e| Failure::new("account tokens", e);
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Failure::new("OS randomness", e.to_string()))?;
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let created_at = now();
+    kill(&mut *conn, user.id, purpose).await.map_err(database)?;
+    let version = kernel::users::password_version(&mut *conn, user.id)
+        .await
+        .map_err(database)?
+        .ok_or_else(|| Failure::new("an account token", "the user is gone"))?;
+    sqlx::query(
+        "INSERT INTO account_tokens (token_hash, user_id, purpose, password_version, email_key, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(digest(&token))
+    .bind(user.id)
+    .bind(purpose.as_str())
+    .bind(version)
+    .bind(email_key(&user.email))
+    .bind(created_at)
+    .bind(created_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)))
+    .execute(conn)
+    .await
+    .map_err(database)?;
+    Ok(Issued { token })
+}
+
+/// Kills the user's live tokens of `purpose`.
+pub async fn kill(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    purpose: Purpose,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE account_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL",
+    )
+    .bind(now())
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The user a token of `purpose` is good for: unused, unexpired, issued under the account's
+/// current password and address, and (a confirmation link) for an account still pending.
+pub async fn holder(
+    conn: &mut AnyConnection,
+    token: &str,
+    purpose: Purpose,
+) -> Result<Option<i64>, sqlx::Error> {
+    // A token longer than any we issue is nobody's, and never reaches the database.
+    if token.len() > 64 {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT user_id, password_version, email_key FROM account_tokens \
+         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at >= $3",
+    )
+    .bind(digest(token))
+    .bind(purpose.as_str())
+    .bind(now())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (user_id, issued_version, issued_email): (i64, i64, String) = (
+        row.try_get("user_id")?,
+        row.try_get("password_version")?,
+        row.try_get("email_key")?,
+    );
+    let Some(user) = kernel::users::by_id(&mut *conn, user_id).await? else {
+        return Ok(None);
+    };
+    let current = kernel::users::password_version(conn, user_id).await? == Some(issued_version)
+        && email_key(&user.email) == issued_email;
+    let state_fits = match purpose {
+        Purpose::Confirm => user.state == AccountState::Pending,
+    };
+    Ok((current && state_fits).then_some(user_id))
+}
+
+/// Marks a token used; false when another request used it first.
+pub async fn consume(conn: &mut AnyConnection, token: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE account_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
+    )
+    .bind(now())
+    .bind(digest(token))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes the tokens that can no longer be used (used or expired before `before`).
+pub async fn delete_dead(conn: &mut AnyConnection, before: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM account_tokens WHERE (used_at IS NOT NULL AND used_at < $1) OR expires_at < $1",
+    )
+    .bind(before)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        assert_eq!(
+            digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
