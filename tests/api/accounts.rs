@@ -5,67 +5,9 @@
 use rocket_db_pools::Database as _;
 use serde_json::{json, Value};
 
-use crate::helpers::{each_backend, sleep, Backend, TestApp, PASSWORD};
+use crate::helpers::{each_backend, sleep, Backend, Mail, TestApp, PASSWORD};
 
 const INVALID_TOKEN: &str = "invalid token, please request a new token";
-
-/// Where a test server's courier writes its messages (lettre's file transport), read back.
-struct Mail(tempfile::TempDir);
-
-impl Mail {
-    fn new() -> Mail {
-        Mail(tempfile::tempdir().expect("temp dir"))
-    }
-
-    fn url(&self) -> String {
-        format!("file://{}", self.0.path().display())
-    }
-
-    /// The text of every message delivered to `to`, oldest first.
-    fn to(&self, to: &str) -> Vec<String> {
-        let mut files: Vec<_> = std::fs::read_dir(self.0.path())
-            .expect("the mail folder")
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-        files
-            .iter()
-            .filter_map(|p| {
-                let raw = std::fs::read(p).ok()?;
-                let message = mail_parser::MessageParser::default().parse(&raw)?;
-                let recipient = message.to()?.first()?.address()?.to_owned();
-                (recipient == to).then(|| message.body_text(0).unwrap_or_default().into_owned())
-            })
-            .collect()
-    }
-
-    /// The token of the last confirmation link delivered to `to`, waiting for one (the courier
-    /// sends after the answer).
-    async fn token(&self, to: &str) -> String {
-        self.tokens(to, 1).await.pop().expect("a token")
-    }
-
-    /// The tokens of the first `count` confirmation links delivered to `to`, waiting for them.
-    async fn tokens(&self, to: &str, count: usize) -> Vec<String> {
-        for _ in 0..200 {
-            let texts = self.to(to);
-            if texts.len() >= count {
-                return texts
-                    .iter()
-                    .map(|text| {
-                        let (_, rest) = text
-                            .split_once("http://127.0.0.1:8000/account-confirmation?token=")
-                            .unwrap_or_else(|| panic!("no confirmation link in {text}"));
-                        rest.split_whitespace().next().expect("a token").to_owned()
-                    })
-                    .collect();
-            }
-            sleep_ms(50).await;
-        }
-        panic!("{count} emails to {to} did not arrive: {:?}", self.to(to));
-    }
-}
 
 /// A server whose new accounts wait for their emailed link, delivering to `mail`.
 async fn confirming(backend: &Backend, mail: &Mail) -> TestApp {

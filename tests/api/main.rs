@@ -9,9 +9,13 @@ mod helpers;
 #[cfg(feature = "accounts")]
 mod accounts;
 mod addresses;
+#[cfg(feature = "accounts")]
+mod admin_actions;
 mod attenuation;
 mod boundaries;
 mod config;
+#[cfg(feature = "accounts")]
+mod email_change;
 mod errors;
 mod headers;
 mod languages;

@@ -251,3 +251,91 @@ fn run_flow(format: &str) -> Option<Flow> {
         secrets,
     })
 }
+
+/// Each admin action on an account is one `audit` line: the action, the admin and the user
+/// (the address for a new email, the role for a role); never a password or a token.
+#[cfg(all(feature = "users", feature = "accounts", feature = "password_reset"))]
+#[test]
+fn admin_actions_are_audited_without_secrets() {
+    use crate::helpers::{run, stride};
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("stride.log");
+    let server = {
+        let out = File::create(&log).expect("log");
+        start_with(dir.path(), None, move |c| {
+            c.env("ROCKET_LOG_LEVEL", "normal")
+                .env("ROCKET_LOG_FORMAT", "json")
+                .stdout(out);
+        })
+    };
+    let password = "audit-Secret-1";
+    let mut tokens = Vec::new();
+    for name in ["boss", "sam"] {
+        let (status, body) = call_ok(
+            &server,
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(
+                json!({"username": name, "email": format!("{name}@example.com"), "password": password, "password_conf": password}),
+            ),
+        );
+        assert_eq!(status, 201, "{body}");
+        tokens.push(body["auth_token"].as_str().expect("token").to_owned());
+    }
+    assert!(
+        run(stride(dir.path(), None).args(["users", "set-admin", "boss"]))
+            .status
+            .success()
+    );
+    for body in [
+        json!({"activate": false}),
+        json!({"activate": true}),
+        json!({"reset_password": true}),
+        json!({"new_email": "samuel@example.org"}),
+        json!({"role": "admin"}),
+    ] {
+        let (status, reply) = call_ok(
+            &server,
+            "PATCH",
+            "/api/users/sam",
+            Some(&tokens[0]),
+            Some(body.clone()),
+        );
+        assert_eq!(status, 200, "{body}: {reply}");
+    }
+    drop(server);
+    let text = std::fs::read_to_string(&log).expect("the log");
+    let audits: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"].as_str().is_some_and(|m| m.contains("audit")))
+        .collect();
+    let actions: Vec<&str> = audits
+        .iter()
+        .map(|l| l["action"].as_str().expect("an action"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "deactivate",
+            "activate",
+            "reset_password",
+            "new_email",
+            "role"
+        ],
+        "{audits:?}"
+    );
+    for line in &audits {
+        assert_eq!(
+            (line["admin"].as_str(), line["user"].as_str()),
+            (Some("boss"), Some("sam")),
+            "{line}"
+        );
+    }
+    assert_eq!(audits[3]["detail"], "samuel@example.org");
+    assert_eq!(audits[4]["detail"], "admin");
+    for secret in tokens.iter().map(String::as_str).chain([password]) {
+        assert!(!text.contains(secret), "a secret is in the logs");
+    }
+}

@@ -178,10 +178,13 @@ pub fn free_port() -> u16 {
 mod app;
 mod binary;
 mod images;
+mod mail_dir;
 mod multipart;
 
 pub use app::*;
 #[allow(unused_imports)] // the end-to-end target's
 pub use binary::*;
 pub use images::*;
+#[allow(unused_imports)] // the in-process target's
+pub use mail_dir::*;
 pub use multipart::*;

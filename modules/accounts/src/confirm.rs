@@ -98,10 +98,10 @@ impl From<ApiError> for Refusal {
 /// The account a confirmation token is good for.
 pub async fn holder(kernel: &Services<'_>, token: &str) -> Result<Option<User>, Refusal> {
     let mut conn = kernel.db.acquire().await?;
-    let Some(user_id) = tokens::holder(&mut conn, token, Purpose::Confirm).await? else {
+    let Some(held) = tokens::holder(&mut conn, token, Purpose::Confirm).await? else {
         return Ok(None);
     };
-    Ok(users::by_id(&mut conn, user_id).await?)
+    Ok(users::by_id(&mut conn, held.user_id).await?)
 }
 
 /// Activates the account the token confirms and kills the token, in one transaction; with
@@ -117,7 +117,8 @@ pub async fn confirm(
     // decides here.
     let user_id = tokens::holder(&mut tx, token, Purpose::Confirm)
         .await?
-        .ok_or(Refusal::InvalidToken)?;
+        .ok_or(Refusal::InvalidToken)?
+        .user_id;
     if !tokens::consume(&mut tx, token).await? {
         return Err(Refusal::InvalidToken);
     }

@@ -1,12 +1,15 @@
 //! The account lifecycle (docs/accounts.md): email confirmation of new accounts
 //! (`POST /api/auth/account/confirm`, `…/resend-confirmation`, the page `/account-confirmation`),
-//! and the cleanup of accounts never confirmed.
+//! the cleanup of accounts never confirmed, and the change of address and password
+//! (`PATCH /api/auth/profile/edit/account`, `POST /api/auth/email/update`, the page
+//! `/email-update`).
 //!
 //! It plugs into the rest through the kernel's hooks (`kernel::lifecycle`): mounted, the user
 //! object carries `is_active`, `email_to_confirm` and `role`; with `accounts.email_confirmation`
 //! on, registration makes pending accounts and this module sends their link.
 
 mod confirm;
+mod email_change;
 mod pages;
 mod sweep;
 mod tokens;
@@ -23,6 +26,9 @@ pub fn stage() -> AdHoc {
         |rocket, config: AccountsConfig| {
             if let Some(lifecycle) = rocket.state::<kernel::Lifecycle>() {
                 lifecycle.mount();
+                lifecycle.offer_email_changes(Arc::new(email_change::AdminChanges {
+                    ttl: config.confirmation_ttl,
+                }));
                 if config.email_confirmation {
                     lifecycle.require_confirmation(Arc::new(confirm::Links::new(&config)));
                 }
@@ -30,6 +36,8 @@ pub fn stage() -> AdHoc {
             rocket
                 .manage(config.clone())
                 .mount("/api/auth/account", confirm::routes())
+                .mount("/api/auth", email_change::account_routes())
+                .mount("/api/auth/email", email_change::email_routes())
                 .mount("/", pages::routes())
                 .attach(sweep::Sweeper::new(config))
                 .describe(include_str!("../openapi.json"))

@@ -1,6 +1,7 @@
-//! The page the confirmation email links to: `GET /account-confirmation?token=…` shows a form
-//! (a GET never uses the token: mail scanners open links), and its `POST` confirms the account.
-//! No JavaScript, in the account's language (English or French), opening no session.
+//! The pages the module's emails link to: `GET /account-confirmation?token=…` and
+//! `GET /email-update?token=…` show a form (a GET never uses the token: mail scanners open
+//! links), and their `POST` does what the API route does. No JavaScript, in the account's
+//! language (English or French), opening no session.
 
 use kernel::language::{BrowserLanguage, Language};
 use kernel::pages::Page;
@@ -12,9 +13,10 @@ use rocket::{get, post, routes, Route};
 use rocket_dyn_templates::{context, Template};
 
 use crate::confirm::{confirm, holder, Refusal};
+use crate::email_change;
 
 pub fn routes() -> Vec<Route> {
-    routes![form, submit]
+    routes![form, submit, email_form, email_submit]
 }
 
 fn language_of(user: &User) -> &'static str {
@@ -22,9 +24,13 @@ fn language_of(user: &User) -> &'static str {
 }
 
 fn invalid(lang: &str) -> Page {
+    invalid_page(lang, "confirm_invalid")
+}
+
+fn invalid_page(lang: &str, template: &str) -> Page {
     Page::new(
         Status::BadRequest,
-        Template::render(format!("pages/{lang}/confirm_invalid"), context! { lang }),
+        Template::render(format!("pages/{lang}/{template}"), context! { lang }),
     )
 }
 
@@ -78,5 +84,57 @@ async fn submit(
         }
         Err(Refusal::InvalidToken) => Ok(invalid(browser.0.code())),
         Err(Refusal::Internal(e)) => Err(e),
+    }
+}
+
+#[get("/email-update?<token>")]
+async fn email_form(
+    token: Option<&str>,
+    kernel: Services<'_>,
+    browser: BrowserLanguage,
+) -> Result<Page, ApiError> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(invalid_page(browser.0.code(), "email_update_invalid"));
+    };
+    match email_change::holder(&kernel, token).await {
+        Ok(Some(user)) => {
+            let lang = language_of(&user);
+            Ok(Page::new(
+                Status::Ok,
+                Template::render(
+                    format!("pages/{lang}/email_update_form"),
+                    context! { lang, token, username: &user.username },
+                ),
+            ))
+        }
+        Ok(None) | Err(email_change::Refusal::InvalidToken | email_change::Refusal::Taken) => {
+            Ok(invalid_page(browser.0.code(), "email_update_invalid"))
+        }
+        Err(email_change::Refusal::Internal(e)) => Err(e),
+    }
+}
+
+#[post("/email-update", data = "<form>")]
+async fn email_submit(
+    form: Form<ConfirmForm>,
+    kernel: Services<'_>,
+    browser: BrowserLanguage,
+) -> Result<Page, ApiError> {
+    let token = form.token.clone().unwrap_or_default();
+    match email_change::update(kernel, &token).await {
+        Ok(user) => {
+            let lang = language_of(&user);
+            Ok(Page::new(
+                Status::Ok,
+                Template::render(
+                    format!("pages/{lang}/email_update_done"),
+                    context! { lang, username: &user.username, email: &user.email },
+                ),
+            ))
+        }
+        Err(email_change::Refusal::InvalidToken | email_change::Refusal::Taken) => {
+            Ok(invalid_page(browser.0.code(), "email_update_invalid"))
+        }
+        Err(email_change::Refusal::Internal(e)) => Err(e),
     }
 }

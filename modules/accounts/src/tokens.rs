@@ -18,12 +18,15 @@ use sqlx::{AnyConnection, Row};
 pub enum Purpose {
     /// Activates a pending account.
     Confirm,
+    /// Makes its `new_email` the account's address.
+    EmailChange,
 }
 
 impl Purpose {
     fn as_str(self) -> &'static str {
         match self {
             Purpose::Confirm => "confirm",
+            Purpose::EmailChange => "email_change",
         }
     }
 }
@@ -35,6 +38,7 @@ fn digest(token: &str) -> String {
 /// A new token, in clear: the only time it exists so.
 pub struct Issued {
     pub token: String,
+    pub expires_at: i64,
 }
 
 /// Creates a token of `purpose` for `user`, valid `ttl` seconds, and kills the user's live
@@ -44,6 +48,26 @@ pub async fn issue(
     user: &User,
     purpose: Purpose,
     ttl: u64,
+) -> Result<Issued, Failure> {
+    insert(conn, user, purpose, ttl, None).await
+}
+
+/// An email-change link of `user` to `new_email` (the previous one dies).
+pub async fn issue_change(
+    conn: &mut AnyConnection,
+    user: &User,
+    ttl: u64,
+    new_email: &str,
+) -> Result<Issued, Failure> {
+    insert(conn, user, Purpose::EmailChange, ttl, Some(new_email)).await
+}
+
+async fn insert(
+    conn: &mut AnyConnection,
+    user: &User,
+    purpose: Purpose,
+    ttl: u64,
+    new_email: Option<&str>,
 ) -> Result<Issued, Failure> {
     let database = |e| Failure::new("account tokens", e);
     let mut bytes = [0u8; 32];
@@ -55,21 +79,23 @@ pub async fn issue(
         .await
         .map_err(database)?
         .ok_or_else(|| Failure::new("an account token", "the user is gone"))?;
+    let expires_at = created_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
     sqlx::query(
         "INSERT INTO account_tokens (token_hash, user_id, purpose, password_version, email_key, \
-         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         new_email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(digest(&token))
     .bind(user.id)
     .bind(purpose.as_str())
     .bind(version)
     .bind(email_key(&user.email))
+    .bind(new_email)
     .bind(created_at)
-    .bind(created_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)))
+    .bind(expires_at)
     .execute(conn)
     .await
     .map_err(database)?;
-    Ok(Issued { token })
+    Ok(Issued { token, expires_at })
 }
 
 /// Kills the user's live tokens of `purpose`.
@@ -89,19 +115,27 @@ pub async fn kill(
     Ok(done.rows_affected())
 }
 
-/// The user a token of `purpose` is good for: unused, unexpired, issued under the account's
-/// current password and address, and (a confirmation link) for an account still pending.
+/// What a good token is for.
+pub struct Held {
+    pub user_id: i64,
+    /// An email-change link's address.
+    pub new_email: Option<String>,
+}
+
+/// What a token of `purpose` is good for: unused, unexpired, issued under the account's
+/// current password and address, for an account still pending (a confirmation link) or not
+/// deactivated (an email-change link).
 pub async fn holder(
     conn: &mut AnyConnection,
     token: &str,
     purpose: Purpose,
-) -> Result<Option<i64>, sqlx::Error> {
+) -> Result<Option<Held>, sqlx::Error> {
     // A token longer than any we issue is nobody's, and never reaches the database.
     if token.len() > 64 {
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT user_id, password_version, email_key FROM account_tokens \
+        "SELECT user_id, password_version, email_key, new_email FROM account_tokens \
          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at >= $3",
     )
     .bind(digest(token))
@@ -122,8 +156,12 @@ pub async fn holder(
         && email_key(&user.email) == issued_email;
     let state_fits = match purpose {
         Purpose::Confirm => user.state == AccountState::Pending,
+        Purpose::EmailChange => user.state != AccountState::Deactivated,
     };
-    Ok((current && state_fits).then_some(user_id))
+    Ok((current && state_fits).then(|| Held {
+        user_id,
+        new_email: row.try_get("new_email").ok().flatten(),
+    }))
 }
 
 /// Marks a token used; false when another request used it first.

@@ -5,7 +5,11 @@
 //! - [`Lifecycle::mount`]: the user object carries the lifecycle's keys (`is_active`,
 //!   `email_to_confirm`, `role`), wherever a module renders it ([`Lifecycle::user_json`]);
 //! - [`Lifecycle::require_confirmation`]: new accounts start pending, and the module's
-//!   [`SignUpConfirmation`] sends their link, in the registering transaction.
+//!   [`SignUpConfirmation`] sends their link, in the registering transaction;
+//! - [`Lifecycle::offer_email_changes`]: an admin can move an account to a new address
+//!   ([`EmailChanges`], the lifecycle module's links);
+//! - [`Lifecycle::offer_reset_links`]: an admin can send an account a reset link
+//!   ([`ResetLinks`], the password-reset module's).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -16,6 +20,7 @@ use sqlx::AnyConnection;
 use crate::error::Failure;
 use crate::mail::Mailer;
 use crate::users::User;
+use crate::validate::Email;
 
 /// Sends the confirmation link of an account that has just registered pending.
 #[rocket::async_trait]
@@ -30,10 +35,36 @@ pub trait SignUpConfirmation: Send + Sync + 'static {
     ) -> Result<(), Failure>;
 }
 
+/// Starts a change of an account's address that an admin asked for: the link to the new
+/// address and the notice to the current one, without a way back from the old address.
+#[rocket::async_trait]
+pub trait EmailChanges: Send + Sync + 'static {
+    async fn request_by_admin(
+        &self,
+        conn: &mut AnyConnection,
+        mailer: &Mailer,
+        user: &User,
+        new_email: &Email,
+    ) -> Result<(), Failure>;
+}
+
+/// Mails an account a password-reset link, in the caller's transaction.
+#[rocket::async_trait]
+pub trait ResetLinks: Send + Sync + 'static {
+    async fn send(
+        &self,
+        conn: &mut AnyConnection,
+        mailer: &Mailer,
+        user: &User,
+    ) -> Result<(), Failure>;
+}
+
 #[derive(Default)]
 pub struct Lifecycle {
     mounted: AtomicBool,
     confirmation: OnceLock<Arc<dyn SignUpConfirmation>>,
+    email_changes: OnceLock<Arc<dyn EmailChanges>>,
+    reset_links: OnceLock<Arc<dyn ResetLinks>>,
 }
 
 impl Lifecycle {
@@ -54,6 +85,22 @@ impl Lifecycle {
     /// Who confirms new accounts, when they must be confirmed.
     pub fn confirmation(&self) -> Option<&dyn SignUpConfirmation> {
         self.confirmation.get().map(|c| &**c)
+    }
+
+    pub fn offer_email_changes(&self, changes: Arc<dyn EmailChanges>) {
+        let _ = self.email_changes.set(changes);
+    }
+
+    pub fn email_changes(&self) -> Option<&dyn EmailChanges> {
+        self.email_changes.get().map(|c| &**c)
+    }
+
+    pub fn offer_reset_links(&self, links: Arc<dyn ResetLinks>) {
+        let _ = self.reset_links.set(links);
+    }
+
+    pub fn reset_links(&self) -> Option<&dyn ResetLinks> {
+        self.reset_links.get().map(|l| &**l)
     }
 
     /// The user object of FitTrackee's API, with the lifecycle's keys when they are served.

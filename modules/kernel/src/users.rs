@@ -615,7 +615,8 @@ pub async fn set_email_to_confirm(
     Ok(())
 }
 
-/// Changes the account's address (login uses it from then on) and clears any pending change.
+/// Changes the account's address (login uses it from then on), clears any pending change, and
+/// moves `password_version` on: the links mailed to the old address (reset links) die with it.
 /// `InsertError::Duplicate` when another account has it.
 pub async fn set_email(
     conn: &mut AnyConnection,
@@ -624,7 +625,7 @@ pub async fn set_email(
 ) -> Result<(), InsertError> {
     sqlx::query(
         "UPDATE users SET email = $1, email_key = $2, email_to_confirm = NULL, \
-         email_to_confirm_until = NULL WHERE id = $3",
+         email_to_confirm_until = NULL, password_version = password_version + 1 WHERE id = $3",
     )
     .bind(email.as_str())
     .bind(email.key())

@@ -95,6 +95,23 @@ async fn send_reset_link(
     Ok(())
 }
 
+/// Reset links for the kernel's lifecycle hook (an admin's `reset_password`).
+pub struct Links {
+    pub ttl: u64,
+}
+
+#[rocket::async_trait]
+impl kernel::lifecycle::ResetLinks for Links {
+    async fn send(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        mailer: &Mailer,
+        user: &users::User,
+    ) -> Result<(), Failure> {
+        queue_reset_link(conn, mailer.public_url(), self.ttl, mailer, user).await
+    }
+}
+
 /// Issues a reset link for `user` and queues its email, in the caller's transaction: also how
 /// `stride users create` gives a new account its password (the person sets their own).
 pub async fn queue_reset_link(

@@ -7,6 +7,8 @@ mod pages;
 mod reset;
 mod reset_tokens;
 
+use std::sync::Arc;
+
 pub use api::queue_reset_link;
 use kernel::config::{ConfigError, Section};
 use kernel::Describe;
@@ -16,6 +18,11 @@ use serde::Deserialize;
 pub fn stage() -> AdHoc {
     kernel::module(
         |rocket, config: PasswordResetConfig| {
+            if let Some(lifecycle) = rocket.state::<kernel::Lifecycle>() {
+                lifecycle.offer_reset_links(Arc::new(api::Links {
+                    ttl: config.token_ttl,
+                }));
+            }
             rocket
                 .manage(config)
                 .mount("/api/auth/password", api::routes())

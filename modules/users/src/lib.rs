@@ -8,6 +8,7 @@
 //! emails, throttle counters) in one transaction, under the accounts lock that also keeps the
 //! last admin.
 
+mod actions;
 mod listing;
 
 use kernel::auth::{Manage, Read};
@@ -15,16 +16,13 @@ use kernel::config::Section;
 use kernel::users::User;
 use kernel::validate::email_key;
 use kernel::Lifecycle;
-use kernel::{
-    db, throttle, users, ApiError, ApiResult, AuthUser, Describe, Mailer, Payload, Services,
-};
+use kernel::{db, throttle, users, ApiError, ApiResult, AuthUser, Describe, Mailer, Services};
 use rocket::fairing::AdHoc;
 use rocket::form::Lenient;
 use rocket::http::Status;
 use rocket::serde::json::{json, Value};
-use rocket::{delete, get, patch, routes};
+use rocket::{delete, get, routes};
 use serde::Deserialize;
-use serde_json::Map;
 use sqlx::AnyPool;
 
 use crate::listing::ListQuery;
@@ -40,7 +38,10 @@ pub fn stage() -> AdHoc {
     kernel::module(
         |rocket, _: UsersConfig| {
             rocket
-                .mount("/api/users", routes![list, one, set_admin, remove])
+                .mount(
+                    "/api/users",
+                    routes![list, one, actions::change_user, remove],
+                )
                 .describe(include_str!("../openapi.json"))
         },
         |rocket, _| rocket,
@@ -60,7 +61,7 @@ impl Section for UsersConfig {
 /// caller's rights as stored now, read by the guard of this request).
 /// The keys of the account's own (its address and, with the account lifecycle, its state and
 /// pending address) are left out for anyone else.
-fn seen_by(lifecycle: &Lifecycle, user: &User, caller: &User) -> Value {
+pub(crate) fn seen_by(lifecycle: &Lifecycle, user: &User, caller: &User) -> Value {
     let mut object = lifecycle.user_json(user);
     if caller.id != user.id && !caller.admin {
         if let Value::Object(map) = &mut object {
@@ -72,7 +73,7 @@ fn seen_by(lifecycle: &Lifecycle, user: &User, caller: &User) -> Value {
     object
 }
 
-fn one_user(lifecycle: &Lifecycle, user: &User, caller: &User) -> Value {
+pub(crate) fn one_user(lifecycle: &Lifecycle, user: &User, caller: &User) -> Value {
     json!({ "status": "success", "data": { "users": [seen_by(lifecycle, user, caller)] } })
 }
 
@@ -229,35 +230,13 @@ pub async fn delete_account(
 }
 
 /// The API's answer to a refusal.
-fn refused(refusal: Refusal, last_admin: &'static str) -> ApiError {
+pub(crate) fn refused(refusal: Refusal, last_admin: &'static str) -> ApiError {
     match refusal {
         Refusal::NoUser => ApiError::not_found(NO_USER),
         Refusal::NoPermission => ApiError::forbidden(NO_PERMISSION),
         Refusal::LastAdmin => ApiError::forbidden(last_admin),
         Refusal::Database(e) => e.into(),
     }
-}
-
-/// Grants or removes admin rights. The caller's rights are checked first (before the body and
-/// the lookup), then the body, then the user; the last admin keeps their rights.
-#[patch("/<user_name>", data = "<body>")]
-async fn set_admin(
-    auth: AuthUser<Manage>,
-    kernel: Services<'_>,
-    user_name: &str,
-    body: Result<Payload<Map<String, Value>>, ApiError>,
-) -> ApiResult<Value> {
-    if !auth.user.admin {
-        return Err(ApiError::forbidden(NO_PERMISSION));
-    }
-    let admin = match body.map(|b| b.0.get("admin").cloned()) {
-        Ok(Some(Value::Bool(admin))) => admin,
-        _ => return Err(ApiError::invalid_payload()),
-    };
-    let user = set_admin_rights(kernel.db, Actor::User(&auth.user), user_name, admin)
-        .await
-        .map_err(|r| refused(r, LAST_ADMIN_DEMOTE))?;
-    Ok(one_user(kernel.lifecycle, &user, &auth.user))
 }
 
 /// Deletes an account: 404 for a name that is nobody's (whoever asks), 403 for another user's
