@@ -17,6 +17,8 @@ mod config;
 #[cfg(feature = "accounts")]
 mod email_change;
 mod errors;
+#[cfg(feature = "accounts")]
+mod export;
 mod headers;
 mod languages;
 mod openapi;

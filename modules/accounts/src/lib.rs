@@ -2,7 +2,7 @@
 //! (`POST /api/auth/account/confirm`, `…/resend-confirmation`, the page `/account-confirmation`),
 //! the cleanup of accounts never confirmed, and the change of address and password
 //! (`PATCH /api/auth/profile/edit/account`, `POST /api/auth/email/update`, the page
-//! `/email-update`).
+//! `/email-update`), and data exports built in the background (`…/account/export…`).
 //!
 //! It plugs into the rest through the kernel's hooks (`kernel::lifecycle`): mounted, the user
 //! object carries `is_active`, `email_to_confirm` and `role`; with `accounts.email_confirmation`
@@ -10,6 +10,7 @@
 
 mod confirm;
 mod email_change;
+mod export;
 mod pages;
 mod sweep;
 mod tokens;
@@ -33,13 +34,17 @@ pub fn stage() -> AdHoc {
                     lifecycle.require_confirmation(Arc::new(confirm::Links::new(&config)));
                 }
             }
+            let wake = export::Wake::default();
             rocket
                 .manage(config.clone())
+                .manage(wake.clone())
                 .mount("/api/auth/account", confirm::routes())
+                .mount("/api/auth/account", export::routes())
                 .mount("/api/auth", email_change::account_routes())
                 .mount("/api/auth/email", email_change::email_routes())
                 .mount("/", pages::routes())
                 .attach(sweep::Sweeper::new(config))
+                .attach(export::Builder::new(wake))
                 .describe(include_str!("../openapi.json"))
         },
         |rocket, _| rocket,
@@ -57,6 +62,8 @@ pub struct AccountsConfig {
     pub confirmation_ttl: u64,
     /// Seconds an account registered pending may stay unconfirmed before it is deleted.
     pub unconfirmed_ttl: u64,
+    /// Seconds a data export lives, counted from its request; then it is deleted.
+    pub export_ttl: u64,
     /// Confirmation resends for one address (known or not) per `throttle.window`.
     pub resend_requests_per_account: i64,
     /// Confirmation resends from one client per `throttle.window`.
@@ -69,6 +76,7 @@ impl Default for AccountsConfig {
             email_confirmation: false,
             confirmation_ttl: 24 * 3600,
             unconfirmed_ttl: 7 * 24 * 3600,
+            export_ttl: 24 * 3600,
             resend_requests_per_account: 3,
             resend_requests_per_client: 20,
         }
@@ -82,6 +90,7 @@ impl Section for AccountsConfig {
         for (key, seconds) in [
             ("confirmation_ttl", self.confirmation_ttl),
             ("unconfirmed_ttl", self.unconfirmed_ttl),
+            ("export_ttl", self.export_ttl),
         ] {
             if seconds == 0 {
                 return Err(ConfigError::invalid(

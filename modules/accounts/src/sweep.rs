@@ -1,7 +1,8 @@
 //! The module's background sweep, on every instance: deletes the accounts that stayed pending
 //! longer than `accounts.unconfirmed_ttl` (with every trace: their row and what refers to it,
 //! their queued emails, what the throttle holds of their address; confirmed accounts are never
-//! touched), and the links that can no longer be used. It runs every `unconfirmed_ttl / 2`
+//! touched), the links that can no longer be used, and the data exports that expired (their
+//! archives with them). It runs every `unconfirmed_ttl / 2`
 //! seconds (at least 1, at most 60) and stops with the server.
 
 use std::sync::Mutex;
@@ -116,6 +117,10 @@ pub async fn sweep(
     }
     let mut tx = kernel::db::begin_write(pool).await?;
     tokens::delete_dead(&mut tx, now().saturating_sub(DEAD_TOKEN_GRACE)).await?;
+    let expired = crate::export::delete_expired(&mut tx).await?;
     tx.commit().await?;
+    if expired > 0 {
+        tracing::info!(expired, "expired data exports deleted");
+    }
     Ok(deleted)
 }

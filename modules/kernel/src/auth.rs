@@ -104,6 +104,20 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
 }
 
+impl SessionInfo {
+    /// The session as the user's list shows it (the list adds `current`).
+    pub fn to_json(&self) -> serde_json::Value {
+        use crate::dates::http_date_from_unix;
+        serde_json::json!({
+            "id": self.id,
+            "created_at": http_date_from_unix(self.created_at),
+            "last_used_at": http_date_from_unix(self.last_used_at),
+            "expires_at": http_date_from_unix(self.expires_at),
+            "user_agent": self.user_agent,
+        })
+    }
+}
+
 /// A user's live sessions, the most recently used first.
 pub async fn list(conn: &mut AnyConnection, user_id: i64) -> Result<Vec<SessionInfo>, sqlx::Error> {
     let rows = sqlx::query(

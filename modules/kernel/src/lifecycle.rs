@@ -9,7 +9,9 @@
 //! - [`Lifecycle::offer_email_changes`]: an admin can move an account to a new address
 //!   ([`EmailChanges`], the lifecycle module's links);
 //! - [`Lifecycle::offer_reset_links`]: an admin can send an account a reset link
-//!   ([`ResetLinks`], the password-reset module's).
+//!   ([`ResetLinks`], the password-reset module's);
+//! - [`Lifecycle::offer_pictures`]: a data export carries the user's picture ([`PictureSource`],
+//!   the pictures module's).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -59,12 +61,23 @@ pub trait ResetLinks: Send + Sync + 'static {
     ) -> Result<(), Failure>;
 }
 
+/// A user's picture as it is served: its bytes and its file extension (`png`, `jpg`, `gif`).
+#[rocket::async_trait]
+pub trait PictureSource: Send + Sync + 'static {
+    async fn picture(
+        &self,
+        conn: &mut AnyConnection,
+        user_id: i64,
+    ) -> Result<Option<(Vec<u8>, &'static str)>, Failure>;
+}
+
 #[derive(Default)]
 pub struct Lifecycle {
     mounted: AtomicBool,
     confirmation: OnceLock<Arc<dyn SignUpConfirmation>>,
     email_changes: OnceLock<Arc<dyn EmailChanges>>,
     reset_links: OnceLock<Arc<dyn ResetLinks>>,
+    pictures: OnceLock<Arc<dyn PictureSource>>,
 }
 
 impl Lifecycle {
@@ -101,6 +114,15 @@ impl Lifecycle {
 
     pub fn reset_links(&self) -> Option<&dyn ResetLinks> {
         self.reset_links.get().map(|l| &**l)
+    }
+
+    pub fn offer_pictures(&self, pictures: Arc<dyn PictureSource>) {
+        let _ = self.pictures.set(pictures);
+    }
+
+    /// Who keeps users' pictures (a data export carries the user's).
+    pub fn pictures(&self) -> Option<Arc<dyn PictureSource>> {
+        self.pictures.get().cloned()
     }
 
     /// The user object of FitTrackee's API, with the lifecycle's keys when they are served.

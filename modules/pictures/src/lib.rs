@@ -38,6 +38,9 @@ pub fn stage() -> AdHoc {
             if let Some(initial) = rocket.state::<settings::InitialSettings>() {
                 initial.set_max_single_file_size(config.max_size);
             }
+            if let Some(lifecycle) = rocket.state::<kernel::Lifecycle>() {
+                lifecycle.offer_pictures(std::sync::Arc::new(store::Source));
+            }
             rocket
                 .manage(Decoders::new())
                 .mount("/api/auth", routes![update, remove])

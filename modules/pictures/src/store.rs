@@ -93,6 +93,30 @@ pub async fn get(conn: &mut AnyConnection, user_id: i64) -> Result<Option<Pictur
     .transpose()
 }
 
+/// The pictures for the kernel's lifecycle hook (a data export carries the user's).
+pub struct Source;
+
+#[rocket::async_trait]
+impl kernel::lifecycle::PictureSource for Source {
+    async fn picture(
+        &self,
+        conn: &mut AnyConnection,
+        user_id: i64,
+    ) -> Result<Option<(Vec<u8>, &'static str)>, kernel::error::Failure> {
+        let picture = get(conn, user_id)
+            .await
+            .map_err(|e| kernel::error::Failure::new("a picture", e))?;
+        Ok(picture.map(|p| {
+            let extension = match crate::image::Format::from_name(&p.format) {
+                Some(crate::image::Format::Jpeg) => "jpg",
+                Some(crate::image::Format::Gif) => "gif",
+                _ => "png",
+            };
+            (p.data, extension)
+        }))
+    }
+}
+
 /// Removes a user's picture, and the user's flag with it.
 pub async fn delete(pool: &AnyPool, user_id: i64) -> Result<(), sqlx::Error> {
     let mut tx = db::begin_write(pool).await?;

@@ -2,7 +2,6 @@
 //! ends one, `DELETE /api/auth/sessions` ends all but the one making the request.
 
 use kernel::auth::Manage;
-use kernel::dates::http_date_from_unix;
 use kernel::{auth, ApiError, ApiResult, AuthUser, Db};
 use rocket::http::Status;
 use rocket::serde::json::{json, Value};
@@ -19,14 +18,9 @@ async fn list(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
         .await?
         .into_iter()
         .map(|session| {
-            json!({
-                "current": session.id == auth.session_id,
-                "id": session.id,
-                "created_at": http_date_from_unix(session.created_at),
-                "last_used_at": http_date_from_unix(session.last_used_at),
-                "expires_at": http_date_from_unix(session.expires_at),
-                "user_agent": session.user_agent,
-            })
+            let mut object = session.to_json();
+            object["current"] = (session.id == auth.session_id).into();
+            object
         })
         .collect();
     Ok(json!({ "status": "success", "data": { "sessions": sessions } }))
