@@ -52,7 +52,8 @@ each_backend! {
         // The old address is told, naming the new one; the new one gets the link.
         let notice = mail.wait("sam@example.com", 1).await;
         assert!(notice[0].contains("samuel@example.org"), "{}", notice[0]);
-        assert!(!notice[0].contains("token="), "no link in the notice: {}", notice[0]);
+        assert!(!notice[0].contains("/email-update"), "no change link in the notice: {}", notice[0]);
+        assert!(notice[0].contains("/email-revert?token="), "a revert link: {}", notice[0]);
         let link = update_link(&mail, "samuel@example.org", 1).await;
         // Until then the old address logs in.
         app.login("samuel@example.org", PASSWORD).await.assert_error(401, "invalid credentials");
@@ -66,6 +67,20 @@ each_backend! {
         assert_eq!(profile.body["data"]["email"], "samuel@example.org");
         assert_eq!(profile.body["data"]["email_to_confirm"], Value::Null);
         app.post("/api/auth/email/update", json!({"token": link})).await.assert_error(400, INVALID_TOKEN);
+    }
+
+    async fn the_emails_speak_the_accounts_language(backend) {
+        let mail = Mail::new();
+        let app = app(&backend, &mail).await;
+        let token = app.register("sam").await;
+        app.post_auth("/api/auth/profile/edit/preferences", &token,
+            json!({"timezone": "Europe/Paris", "weekm": true, "language": "fr", "imperial_units": false})).await
+            .assert_success(200, "user preferences updated");
+        edit(&app, &token, json!({"email": "samuel@example.org", "password": PASSWORD})).await.assert_success(200, "user account updated");
+        let notice = mail.wait("sam@example.com", 1).await;
+        assert!(notice[0].starts_with("Bonjour sam"), "{}", notice[0]);
+        let link = mail.wait("samuel@example.org", 1).await;
+        assert!(link[0].contains("Ouvrez ce lien pour la confirmer"), "{}", link[0]);
     }
 
     async fn refusals_in_order_and_nothing_changed(backend) {

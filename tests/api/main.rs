@@ -16,6 +16,8 @@ mod boundaries;
 mod config;
 #[cfg(feature = "accounts")]
 mod email_change;
+#[cfg(feature = "accounts")]
+mod email_revert;
 mod errors;
 #[cfg(feature = "accounts")]
 mod export;

@@ -29,7 +29,7 @@ pub fn account_routes() -> Vec<Route> {
 }
 
 pub fn email_routes() -> Vec<Route> {
-    routes![update_email]
+    routes![update_email, revert_email]
 }
 
 /// A string key: absent or null is `None`; any other type is `invalid payload`.
@@ -140,7 +140,8 @@ async fn edit_account(
         );
     }
     if let Some(new_email) = &new_email {
-        request_change(&mut tx, mailer, config.confirmation_ttl, &user, new_email)
+        let ttls = (config.confirmation_ttl, Some(config.revert_ttl));
+        request_change(&mut tx, mailer, ttls.0, ttls.1, &user, new_email)
             .await
             .map_err(|e| ApiError::internal("email change", e))?;
         tracing::info!(user_id = user.id, "email change requested");
@@ -167,6 +168,7 @@ async fn request_change(
     conn: &mut AnyConnection,
     mailer: &Mailer,
     ttl: u64,
+    revert_ttl: Option<u64>,
     user: &User,
     new_email: &Email,
 ) -> Result<(), Failure> {
@@ -180,10 +182,9 @@ async fn request_change(
     .await
     .map_err(database)?;
     let lang = Language::of_user(user.language.as_deref()).code();
-    let taken = users::by_email(&mut *conn, &new_email.key())
+    let taken = users::address_taken(&mut *conn, &new_email.key(), Some(user.id))
         .await
-        .map_err(database)?
-        .is_some();
+        .map_err(database)?;
     if !taken {
         let context = json!({
             "link": format!("{}/email-update?token={}", mailer.public_url(), issued.token),
@@ -201,12 +202,25 @@ async fn request_change(
             .await
             .map_err(database)?;
     }
+    // The way back, from the old address, for a change the user asked for (an admin moving an
+    // account off a lost or hijacked address must not be undone from it).
+    let revert_link = match revert_ttl {
+        Some(revert_ttl) => {
+            let revert = tokens::issue_revert(&mut *conn, user, revert_ttl).await?;
+            Some(format!(
+                "{}/email-revert?token={}",
+                mailer.public_url(),
+                revert.token
+            ))
+        }
+        None => None,
+    };
     let notice = mailer.compose(
         "email_change_notice",
         lang,
         &user.email,
         &user.username,
-        json!({ "new_email": new_email.as_str() }),
+        json!({ "new_email": new_email.as_str(), "revert_link": revert_link }),
     )?;
     mailer.enqueue(conn, &notice).await.map_err(database)
 }
@@ -226,7 +240,7 @@ impl kernel::lifecycle::EmailChanges for AdminChanges {
         user: &User,
         new_email: &Email,
     ) -> Result<(), Failure> {
-        request_change(conn, mailer, self.ttl, user, new_email).await
+        request_change(conn, mailer, self.ttl, None, user, new_email).await
     }
 }
 
@@ -267,6 +281,9 @@ pub async fn update(kernel: Services<'_>, token: &str) -> Result<User, Refusal> 
         .new_email
         .and_then(|e| Email::parse(&e).ok())
         .ok_or(Refusal::InvalidToken)?;
+    let before = users::by_id(&mut tx, held.user_id)
+        .await?
+        .ok_or(Refusal::InvalidToken)?;
     match users::set_email(&mut tx, held.user_id, &address).await {
         Ok(()) => {}
         Err(InsertError::Duplicate) => {
@@ -279,6 +296,10 @@ pub async fn update(kernel: Services<'_>, token: &str) -> Result<User, Refusal> 
             return Err(Refusal::Taken);
         }
         Err(InsertError::Database(e)) => return Err(e.into()),
+    }
+    // The old address stays the account's to move back to while a revert link to it lives.
+    if let Some(until) = tokens::revertible_until(&mut tx, before.id, &before.email).await? {
+        users::reserve_address(&mut tx, before.id, &email_key(&before.email), until).await?;
     }
     let user = users::by_id(&mut tx, held.user_id)
         .await?
@@ -299,6 +320,88 @@ async fn update_email(kernel: Services<'_>, body: Payload<TokenBody>) -> ApiResu
         Ok(_) => Ok(json!({ "status": "success", "message": "email updated" })),
         Err(Refusal::InvalidToken) => Err(ApiError::bad_request(INVALID_TOKEN)),
         Err(Refusal::Taken) => Err(ApiError::bad_request(ALREADY_EXISTS)),
+        Err(Refusal::Internal(e)) => Err(e),
+    }
+}
+
+/// The account a revert link is good for.
+pub async fn revert_holder(kernel: &Services<'_>, token: &str) -> Result<Option<User>, Refusal> {
+    let mut conn = kernel.db.acquire().await?;
+    let Some(held) = tokens::holder(&mut conn, token, Purpose::Revert).await? else {
+        return Ok(None);
+    };
+    Ok(users::by_id(&mut conn, held.user_id).await?)
+}
+
+/// "This was not me", from the old address: the pending change is dropped, or the old address
+/// restored; then every session ends, the password stops working (a reset link goes to the
+/// restored address), every other link of the account dies but older revert links, and the
+/// reservation ends. One transaction.
+pub async fn revert(kernel: Services<'_>, token: &str) -> Result<User, Refusal> {
+    // A password nobody knows, hashed before the transaction.
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Refusal::Internal(ApiError::internal("OS randomness", e)))?;
+    let unusable = kernel
+        .passwords
+        .hash(hex::encode(bytes))
+        .await
+        .map_err(Refusal::Internal)?;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let held = tokens::holder(&mut tx, token, Purpose::Revert)
+        .await?
+        .ok_or(Refusal::InvalidToken)?;
+    if !tokens::consume(&mut tx, token).await? {
+        return Err(Refusal::InvalidToken);
+    }
+    tokens::kill_later_reverts(&mut tx, held.user_id, held.created_at).await?;
+    let user = users::by_id(&mut tx, held.user_id)
+        .await?
+        .ok_or(Refusal::InvalidToken)?;
+    let old = held
+        .old_email
+        .and_then(|e| Email::parse(&e).ok())
+        .ok_or(Refusal::InvalidToken)?;
+    if email_key(&user.email) != old.key() {
+        match users::set_email(&mut tx, user.id, &old).await {
+            Ok(()) => {}
+            // Reserved for the account, the address cannot be another's; should it be, the
+            // account keeps its address and is locked all the same.
+            Err(InsertError::Duplicate) => {
+                tracing::warn!(user_id = user.id, "revert: the old address is taken");
+            }
+            Err(InsertError::Database(e)) => return Err(e.into()),
+        }
+    }
+    tokens::kill(&mut tx, user.id, Purpose::EmailChange).await?;
+    users::set_email_to_confirm(&mut tx, user.id, None).await?;
+    users::set_password(&mut tx, user.id, &unusable).await?;
+    let ended = auth::close_all(&mut tx, user.id, None).await?;
+    users::release_addresses(&mut tx, Some(user.id), 0).await?;
+    let user = users::by_id(&mut tx, user.id)
+        .await?
+        .ok_or(Refusal::InvalidToken)?;
+    if let Some(links) = kernel.lifecycle.reset_links() {
+        links
+            .send(&mut tx, kernel.mailer, &user)
+            .await
+            .map_err(|e| Refusal::Internal(ApiError::internal("reset link", e)))?;
+    }
+    tx.commit().await?;
+    kernel.mailer.wake();
+    tracing::info!(
+        user_id = user.id,
+        ended,
+        "email change reverted, account locked until a reset"
+    );
+    Ok(user)
+}
+
+#[post("/revert", data = "<body>")]
+async fn revert_email(kernel: Services<'_>, body: Payload<TokenBody>) -> ApiResult<Value> {
+    match revert(kernel, &body.0.token).await {
+        Ok(_) => Ok(json!({ "status": "success", "message": "email change reverted" })),
+        Err(Refusal::InvalidToken | Refusal::Taken) => Err(ApiError::bad_request(INVALID_TOKEN)),
         Err(Refusal::Internal(e)) => Err(e),
     }
 }

@@ -62,6 +62,9 @@ pub struct AccountsConfig {
     pub confirmation_ttl: u64,
     /// Seconds an account registered pending may stay unconfirmed before it is deleted.
     pub unconfirmed_ttl: u64,
+    /// Lifetime of the revert link sent to the old address of a change, in seconds: while it
+    /// lives the old address stays reserved for the account.
+    pub revert_ttl: u64,
     /// Seconds a data export lives, counted from its request; then it is deleted.
     pub export_ttl: u64,
     /// Confirmation resends for one address (known or not) per `throttle.window`.
@@ -77,6 +80,7 @@ impl Default for AccountsConfig {
             confirmation_ttl: 24 * 3600,
             unconfirmed_ttl: 7 * 24 * 3600,
             export_ttl: 24 * 3600,
+            revert_ttl: 7 * 24 * 3600,
             resend_requests_per_account: 3,
             resend_requests_per_client: 20,
         }
@@ -91,6 +95,7 @@ impl Section for AccountsConfig {
             ("confirmation_ttl", self.confirmation_ttl),
             ("unconfirmed_ttl", self.unconfirmed_ttl),
             ("export_ttl", self.export_ttl),
+            ("revert_ttl", self.revert_ttl),
         ] {
             if seconds == 0 {
                 return Err(ConfigError::invalid(

@@ -1,5 +1,5 @@
-//! The pages the module's emails link to: `GET /account-confirmation?token=…` and
-//! `GET /email-update?token=…` show a form (a GET never uses the token: mail scanners open
+//! The pages the module's emails link to: `GET /account-confirmation?token=…`,
+//! `GET /email-update?token=…` and `GET /email-revert?token=…` show a form (a GET never uses the token: mail scanners open
 //! links), and their `POST` does what the API route does. No JavaScript, in the account's
 //! language (English or French), opening no session.
 
@@ -16,7 +16,14 @@ use crate::confirm::{confirm, holder, Refusal};
 use crate::email_change;
 
 pub fn routes() -> Vec<Route> {
-    routes![form, submit, email_form, email_submit]
+    routes![
+        form,
+        submit,
+        email_form,
+        email_submit,
+        revert_form,
+        revert_submit
+    ]
 }
 
 fn language_of(user: &User) -> &'static str {
@@ -134,6 +141,58 @@ async fn email_submit(
         }
         Err(email_change::Refusal::InvalidToken | email_change::Refusal::Taken) => {
             Ok(invalid_page(browser.0.code(), "email_update_invalid"))
+        }
+        Err(email_change::Refusal::Internal(e)) => Err(e),
+    }
+}
+
+#[get("/email-revert?<token>")]
+async fn revert_form(
+    token: Option<&str>,
+    kernel: Services<'_>,
+    browser: BrowserLanguage,
+) -> Result<Page, ApiError> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(invalid_page(browser.0.code(), "email_revert_invalid"));
+    };
+    match email_change::revert_holder(&kernel, token).await {
+        Ok(Some(user)) => {
+            let lang = language_of(&user);
+            Ok(Page::new(
+                Status::Ok,
+                Template::render(
+                    format!("pages/{lang}/email_revert_form"),
+                    context! { lang, token, username: &user.username },
+                ),
+            ))
+        }
+        Ok(None) | Err(email_change::Refusal::InvalidToken | email_change::Refusal::Taken) => {
+            Ok(invalid_page(browser.0.code(), "email_revert_invalid"))
+        }
+        Err(email_change::Refusal::Internal(e)) => Err(e),
+    }
+}
+
+#[post("/email-revert", data = "<form>")]
+async fn revert_submit(
+    form: Form<ConfirmForm>,
+    kernel: Services<'_>,
+    browser: BrowserLanguage,
+) -> Result<Page, ApiError> {
+    let token = form.token.clone().unwrap_or_default();
+    match email_change::revert(kernel, &token).await {
+        Ok(user) => {
+            let lang = language_of(&user);
+            Ok(Page::new(
+                Status::Ok,
+                Template::render(
+                    format!("pages/{lang}/email_revert_done"),
+                    context! { lang, username: &user.username, email: &user.email },
+                ),
+            ))
+        }
+        Err(email_change::Refusal::InvalidToken | email_change::Refusal::Taken) => {
+            Ok(invalid_page(browser.0.code(), "email_revert_invalid"))
         }
         Err(email_change::Refusal::Internal(e)) => Err(e),
     }

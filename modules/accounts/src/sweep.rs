@@ -118,6 +118,7 @@ pub async fn sweep(
     let mut tx = kernel::db::begin_write(pool).await?;
     tokens::delete_dead(&mut tx, now().saturating_sub(DEAD_TOKEN_GRACE)).await?;
     let expired = crate::export::delete_expired(&mut tx).await?;
+    users::release_addresses(&mut tx, None, now()).await?;
     tx.commit().await?;
     if expired > 0 {
         tracing::info!(expired, "expired data exports deleted");

@@ -20,6 +20,9 @@ pub enum Purpose {
     Confirm,
     /// Makes its `new_email` the account's address.
     EmailChange,
+    /// Undoes a change of address the user asked for, from the old address: restores
+    /// `old_email`. Survives later changes of address and password.
+    Revert,
 }
 
 impl Purpose {
@@ -27,6 +30,7 @@ impl Purpose {
         match self {
             Purpose::Confirm => "confirm",
             Purpose::EmailChange => "email_change",
+            Purpose::Revert => "revert",
         }
     }
 }
@@ -49,7 +53,7 @@ pub async fn issue(
     purpose: Purpose,
     ttl: u64,
 ) -> Result<Issued, Failure> {
-    insert(conn, user, purpose, ttl, None).await
+    insert(conn, user, purpose, ttl, None, None).await
 }
 
 /// An email-change link of `user` to `new_email` (the previous one dies).
@@ -59,7 +63,52 @@ pub async fn issue_change(
     ttl: u64,
     new_email: &str,
 ) -> Result<Issued, Failure> {
-    insert(conn, user, Purpose::EmailChange, ttl, Some(new_email)).await
+    insert(conn, user, Purpose::EmailChange, ttl, Some(new_email), None).await
+}
+
+/// A revert link for the address `user` has now (earlier ones stay alive).
+pub async fn issue_revert(
+    conn: &mut AnyConnection,
+    user: &User,
+    ttl: u64,
+) -> Result<Issued, Failure> {
+    insert(conn, user, Purpose::Revert, ttl, None, Some(&user.email)).await
+}
+
+/// Kills the user's revert links issued after `after` (a revert undoes what came later).
+pub async fn kill_later_reverts(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    after: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE account_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = 'revert' \
+         AND used_at IS NULL AND created_at >= $3",
+    )
+    .bind(now())
+    .bind(user_id)
+    .bind(after)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Until when the user's live revert links to `email` last, if there are any.
+pub async fn revertible_until(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    email: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT MAX(expires_at) AS until FROM account_tokens WHERE user_id = $1 AND purpose = 'revert' \
+         AND used_at IS NULL AND expires_at >= $2 AND old_email = $3",
+    )
+    .bind(user_id)
+    .bind(now())
+    .bind(email)
+    .fetch_one(conn)
+    .await?;
+    row.try_get("until")
 }
 
 async fn insert(
@@ -68,13 +117,17 @@ async fn insert(
     purpose: Purpose,
     ttl: u64,
     new_email: Option<&str>,
+    old_email: Option<&str>,
 ) -> Result<Issued, Failure> {
     let database = |e| Failure::new("account tokens", e);
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| Failure::new("OS randomness", e.to_string()))?;
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let created_at = now();
-    kill(&mut *conn, user.id, purpose).await.map_err(database)?;
+    // At most one live link of each purpose, revert links excepted.
+    if purpose != Purpose::Revert {
+        kill(&mut *conn, user.id, purpose).await.map_err(database)?;
+    }
     let version = kernel::users::password_version(&mut *conn, user.id)
         .await
         .map_err(database)?
@@ -82,7 +135,7 @@ async fn insert(
     let expires_at = created_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
     sqlx::query(
         "INSERT INTO account_tokens (token_hash, user_id, purpose, password_version, email_key, \
-         new_email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         new_email, old_email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(digest(&token))
     .bind(user.id)
@@ -90,6 +143,7 @@ async fn insert(
     .bind(version)
     .bind(email_key(&user.email))
     .bind(new_email)
+    .bind(old_email)
     .bind(created_at)
     .bind(expires_at)
     .execute(conn)
@@ -120,6 +174,9 @@ pub struct Held {
     pub user_id: i64,
     /// An email-change link's address.
     pub new_email: Option<String>,
+    /// A revert link's address.
+    pub old_email: Option<String>,
+    pub created_at: i64,
 }
 
 /// What a token of `purpose` is good for: unused, unexpired, issued under the account's
@@ -135,7 +192,7 @@ pub async fn holder(
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT user_id, password_version, email_key, new_email FROM account_tokens \
+        "SELECT user_id, password_version, email_key, new_email, old_email, created_at FROM account_tokens \
          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at >= $3",
     )
     .bind(digest(token))
@@ -152,15 +209,21 @@ pub async fn holder(
     let Some(user) = kernel::users::by_id(&mut *conn, user_id).await? else {
         return Ok(None);
     };
-    let current = kernel::users::password_version(conn, user_id).await? == Some(issued_version)
-        && email_key(&user.email) == issued_email;
+    // A revert link outlives the changes it undoes; the others die with the password and the
+    // address they were issued under.
+    let current = purpose == Purpose::Revert
+        || (kernel::users::password_version(conn, user_id).await? == Some(issued_version)
+            && email_key(&user.email) == issued_email);
     let state_fits = match purpose {
         Purpose::Confirm => user.state == AccountState::Pending,
         Purpose::EmailChange => user.state != AccountState::Deactivated,
+        Purpose::Revert => true,
     };
     Ok((current && state_fits).then(|| Held {
         user_id,
         new_email: row.try_get("new_email").ok().flatten(),
+        old_email: row.try_get("old_email").ok().flatten(),
+        created_at: row.try_get("created_at").unwrap_or_default(),
     }))
 }
 

@@ -191,9 +191,83 @@ pub async fn exists(
         sqlx::query("SELECT COUNT(*) AS n FROM users WHERE lower(username) = $1 OR email_key = $2")
             .bind(username.as_str().to_ascii_lowercase())
             .bind(email.key())
-            .fetch_one(conn)
+            .fetch_one(&mut *conn)
             .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0 || reserved_for_another(conn, &email.key(), None).await?)
+}
+
+/// True when the address is an account's, or reserved for one other than `except`
+/// (`email_reservations`: an address an account moved away from, while it can move back).
+pub async fn address_taken(
+    conn: &mut AnyConnection,
+    email_key: &str,
+    except: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE email_key = $1")
+        .bind(email_key)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0 || reserved_for_another(conn, email_key, except).await?)
+}
+
+async fn reserved_for_another(
+    conn: &mut AnyConnection,
+    email_key: &str,
+    except: Option<i64>,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM email_reservations WHERE email_key = $1 AND until >= $2 AND user_id <> $3",
+    )
+    .bind(email_key)
+    .bind(now())
+    .bind(except.unwrap_or(-1))
+    .fetch_one(conn)
+    .await?;
     Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
+/// Keeps `email_key` for the user until `until` (replacing any reservation of it).
+pub async fn reserve_address(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    email_key: &str,
+    until: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM email_reservations WHERE email_key = $1")
+        .bind(email_key)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO email_reservations (email_key, user_id, until) VALUES ($1, $2, $3)")
+        .bind(email_key)
+        .bind(user_id)
+        .bind(until)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends the user's reservations; with `expired_before`, every reservation that ran out before
+/// it instead.
+pub async fn release_addresses(
+    conn: &mut AnyConnection,
+    user_id: Option<i64>,
+    expired_before: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = match user_id {
+        Some(id) => {
+            sqlx::query("DELETE FROM email_reservations WHERE user_id = $1")
+                .bind(id)
+                .execute(conn)
+                .await?
+        }
+        None => {
+            sqlx::query("DELETE FROM email_reservations WHERE until < $1")
+                .bind(expired_before)
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(done.rows_affected())
 }
 
 /// True when the username is taken (case-insensitively).
@@ -216,9 +290,11 @@ pub async fn insert(
     state: AccountState,
 ) -> Result<i64, InsertError> {
     let now = now();
+    // An address reserved for another account is taken (checked in the inserting statement).
     let row = sqlx::query(
         "INSERT INTO users (username, email, email_key, password_hash, created_at, password_changed_at, state) \
-         VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id",
+         SELECT $1, $2, $3, $4, $5, $5, $6 WHERE NOT EXISTS \
+         (SELECT 1 FROM email_reservations WHERE email_key = $3 AND until >= $5) RETURNING id",
     )
     .bind(username.as_str())
     .bind(email.as_str())
@@ -226,8 +302,9 @@ pub async fn insert(
     .bind(password_hash)
     .bind(now)
     .bind(state.as_str())
-    .fetch_one(conn)
+    .fetch_optional(conn)
     .await?;
+    let row = row.ok_or(InsertError::Duplicate)?;
     Ok(row.try_get("id")?)
 }
 
@@ -617,12 +694,15 @@ pub async fn set_email_to_confirm(
 
 /// Changes the account's address (login uses it from then on), clears any pending change, and
 /// moves `password_version` on: the links mailed to the old address (reset links) die with it.
-/// `InsertError::Duplicate` when another account has it.
+/// `InsertError::Duplicate` when another account has it or it is reserved for one.
 pub async fn set_email(
     conn: &mut AnyConnection,
     id: i64,
     email: &Email,
 ) -> Result<(), InsertError> {
+    if reserved_for_another(&mut *conn, &email.key(), Some(id)).await? {
+        return Err(InsertError::Duplicate);
+    }
     sqlx::query(
         "UPDATE users SET email = $1, email_key = $2, email_to_confirm = NULL, \
          email_to_confirm_until = NULL, password_version = password_version + 1 WHERE id = $3",

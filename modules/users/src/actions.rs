@@ -148,7 +148,7 @@ pub async fn change_user(
         .await?
         .ok_or_else(|| ApiError::not_found(NO_USER))?;
     if let Some(email) = &new_email {
-        if users::by_email(&mut tx, &email.key()).await?.is_some() {
+        if users::address_taken(&mut tx, &email.key(), Some(user.id)).await? {
             return Err(ApiError::bad_request(EMAIL_TAKEN));
         }
     }
