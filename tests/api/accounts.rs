@@ -104,6 +104,30 @@ each_backend! {
         assert_eq!(app.count(&format!("SELECT COUNT(*) AS n FROM account_tokens WHERE token_hash = '{token}'")).await, 0);
     }
 
+    async fn registration_keeps_the_language_and_time_zone_sent(backend) {
+        let mail = Mail::new();
+        let app = confirming(&backend, &mail).await;
+        register(&app, "sam", json!({"password": PASSWORD, "language": "fr", "timezone": "America/New_York"})).await;
+        let texts = mail.wait("sam@example.com", 1).await;
+        assert!(texts[0].starts_with("Bonjour sam"), "the link in French: {}", texts[0]);
+        let token = mail.token("sam@example.com").await;
+        let session = app.post("/api/auth/account/confirm", json!({"token": token})).await.token();
+        let profile = app.profile(&session).await.body["data"].clone();
+        assert_eq!((profile["language"].clone(), profile["timezone"].clone()), (json!("fr"), json!("America/New_York")));
+        // Refused as the preferences refuse them, after the other lines; wrong types are payloads.
+        let reply = register(&app, "kim", json!({"password": PASSWORD, "language": "not a tag!", "timezone": ""})).await;
+        assert_eq!(reply.status.code, 400);
+        assert_eq!(reply.message(), "timezone: 1 to 50 characters required\nlanguage: valid language tag (such as en, fr or fr-CA) required\n");
+        register(&app, "kim", json!({"password": PASSWORD, "language": 3})).await.assert_error(400, "invalid payload");
+        // Both modes.
+        let plain = TestApp::new(&backend).await;
+        let reply = plain.post("/api/auth/register", json!({"username": "lea", "email": "lea@example.com", "password": PASSWORD,
+            "password_conf": PASSWORD, "language": "de", "timezone": "Europe/Berlin"})).await;
+        reply.assert_success(201, "successfully registered");
+        let profile = plain.profile(&reply.token()).await.body["data"].clone();
+        assert_eq!((profile["language"].clone(), profile["timezone"].clone()), (json!("de"), json!("Europe/Berlin")));
+    }
+
     async fn registration_with_confirmation_tells_nothing_of_addresses(backend) {
         let mail = Mail::new();
         let app = confirming(&backend, &mail).await;

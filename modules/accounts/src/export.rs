@@ -380,13 +380,20 @@ async fn read_contents(
     }))
 }
 
+/// The zip, in a buffer sized for it up front (a growing one would copy the archive, and peak
+/// at twice its size).
 fn zip(contents: &Contents) -> Result<Vec<u8>, Failure> {
     let failed = |e: zip::result::ZipError| Failure::new("the archive", e);
     let io = |e: std::io::Error| Failure::new("the archive", e);
     // Stored, not deflated: the picture is compressed already, the JSON is small.
     let options =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut archive = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let picture = contents
+        .picture
+        .as_ref()
+        .map_or(0, |(bytes, _)| bytes.len());
+    let size = contents.profile.len() + contents.sessions.len() + picture + 1024;
+    let mut archive = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(size)));
     archive
         .start_file("user_data.json", options)
         .map_err(failed)?;
@@ -414,10 +421,12 @@ async fn build(job: &Job, user_id: i64) -> Result<(), Failure> {
     let Some(contents) = contents else {
         return Ok(());
     };
-    let (archive, contents) = tokio::task::spawn_blocking(move || (zip(&contents), contents))
+    let (archive, mut contents) = tokio::task::spawn_blocking(move || (zip(&contents), contents))
         .await
         .map_err(|e| Failure::new("the archive", e))?;
     let archive = archive?;
+    // The picture is in the archive now: its own copy goes before the archive is stored.
+    contents.picture = None;
     let size = i64::try_from(archive.len()).unwrap_or(i64::MAX);
     let mut tx = kernel::db::begin_write(&job.pool).await.map_err(database)?;
     let stored = sqlx::query(

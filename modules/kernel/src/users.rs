@@ -618,6 +618,25 @@ pub async fn update_profile(
     Ok(())
 }
 
+/// Sets the language and time zone a registration sent (`None` keeps the default).
+pub async fn set_locale(
+    conn: &mut AnyConnection,
+    id: i64,
+    language: Option<&str>,
+    timezone: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE users SET language = COALESCE($1, language), timezone = COALESCE($2, timezone) \
+         WHERE id = $3",
+    )
+    .bind(language)
+    .bind(timezone)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// A user's preferences (FitTrackee's four).
 #[derive(Debug, Clone)]
 pub struct Preferences {

@@ -97,6 +97,20 @@ pub fn email_key(raw: &str) -> String {
     }
 }
 
+/// Longest time zone name kept, as FitTrackee's column.
+pub const TIMEZONE_MAX: usize = 50;
+
+/// A time zone as the preferences keep it: 1 to 50 characters; otherwise its line.
+pub fn timezone(raw: &str) -> Result<(), String> {
+    if raw.trim().is_empty() || raw.chars().count() > TIMEZONE_MAX {
+        Err(format!(
+            "timezone: 1 to {TIMEZONE_MAX} characters required\n"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Why a new password is refused. Its `line` is FitTrackee's message; a caller that needs to
 /// tell the cases apart (a page choosing its own words) matches on the variant, never on the
 /// line.

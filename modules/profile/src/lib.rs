@@ -240,8 +240,6 @@ async fn confirm_current(
 
 const CURRENT_MISSING: &str = "current password is missing";
 
-const TIMEZONE_MAX: usize = 50;
-
 #[post("/profile/edit/preferences", data = "<body>")]
 async fn edit_preferences(
     auth: AuthUser,
@@ -256,10 +254,8 @@ async fn edit_preferences(
     let language = nullable_string(&body, "language")?;
 
     let mut lines = String::new();
-    if timezone.trim().is_empty() || timezone.chars().count() > TIMEZONE_MAX {
-        lines.push_str(&format!(
-            "timezone: 1 to {TIMEZONE_MAX} characters required\n"
-        ));
+    if let Err(line) = validate::timezone(&timezone) {
+        lines.push_str(&line);
     }
     // Null, or a language tag (README.md, "Where Stride differs from FitTrackee").
     let language = match language.as_deref().map(LanguageTag::parse) {

@@ -4,9 +4,10 @@
 //! "error, registration is disabled", so clients see why rather than a 404.
 
 use kernel::config::{ConfigError, Section};
+use kernel::language::LanguageTag;
 use kernel::throttle::{self, Counter};
 use kernel::users::{self, AccountState, InsertError};
-use kernel::validate::{account_words, Email, Password, Username};
+use kernel::validate::{self, account_words, Email, Password, Username};
 use kernel::{auth, settings, ApiError, ApiResult, Caller, Describe, Payload, Services};
 use rocket::fairing::AdHoc;
 use rocket::http::Status;
@@ -86,6 +87,10 @@ struct Registration {
     /// Required unless new accounts are confirmed by email (FitTrackee 1.x's client does not
     /// send it); checked whenever it is sent.
     password_conf: Option<String>,
+    /// FitTrackee 1.x's client sends the browser's language and time zone: kept as the
+    /// preferences keep them.
+    language: Option<String>,
+    timezone: Option<String>,
 }
 
 #[post("/register", data = "<body>")]
@@ -153,16 +158,21 @@ async fn create(
             password = Err(vec![problem]);
         }
     }
-    let (username, email, password) = match (username, email, password) {
-        (Ok(u), Ok(e), Ok(p)) => (u, e, p),
-        (u, e, p) => {
-            let mut lines = String::new();
-            lines.extend(u.err().into_iter().flatten());
-            lines.extend(e.err());
-            lines.extend(p.err().into_iter().flatten().map(|p| p.line()));
-            return Err(ApiError::bad_request(lines));
-        }
-    };
+    let language = form.language.as_deref().map(LanguageTag::parse).transpose();
+    let timezone = form.timezone.as_deref().map(validate::timezone).transpose();
+    let (username, email, password, language) =
+        match (username, email, password, language, timezone) {
+            (Ok(u), Ok(e), Ok(p), Ok(l), Ok(_)) => (u, e, p, l),
+            (u, e, p, l, t) => {
+                let mut lines = String::new();
+                lines.extend(u.err().into_iter().flatten());
+                lines.extend(e.err());
+                lines.extend(p.err().into_iter().flatten().map(|p| p.line()));
+                lines.extend(t.err());
+                lines.extend(l.err());
+                return Err(ApiError::bad_request(lines));
+            }
+        };
     {
         let mut conn = db.acquire().await?;
         match confirmation {
@@ -213,6 +223,10 @@ async fn create(
         }
         Err(InsertError::Database(e)) => return Err(e.into()),
     };
+    if language.is_some() || form.timezone.is_some() {
+        let language = language.as_ref().map(|l| l.as_str());
+        users::set_locale(&mut tx, user_id, language, form.timezone.as_deref()).await?;
+    }
     if let Some(confirmation) = confirmation {
         let user = users::by_id(&mut tx, user_id)
             .await?
