@@ -19,13 +19,8 @@ async fn confirming_with(
     mail: &Mail,
     tweak: impl FnOnce(rocket::figment::Figment) -> rocket::figment::Figment,
 ) -> TestApp {
-    let url = mail.url();
-    TestApp::with(backend, |f| {
-        tweak(
-            f.merge(("accounts.email_confirmation", true))
-                .merge(("registration.per_client", 1000))
-                .merge(("email.url", url)),
-        )
+    TestApp::with_mail(backend, mail, |f| {
+        tweak(f.merge(("accounts.email_confirmation", true)))
     })
     .await
 }

@@ -8,12 +8,7 @@ use serde_json::{json, Value};
 use crate::helpers::{each_backend, Backend, Mail, TestApp, PASSWORD};
 
 async fn app(backend: &Backend, mail: &Mail) -> TestApp {
-    let url = mail.url();
-    TestApp::with(backend, |f| {
-        f.merge(("email.url", url))
-            .merge(("registration.per_client", 1000))
-    })
-    .await
+    TestApp::with_mail(backend, mail, |f| f).await
 }
 
 async fn patch(app: &TestApp, token: &str, name: &str, body: Value) -> crate::helpers::Reply {

@@ -10,12 +10,7 @@ const INVALID_TOKEN: &str = "invalid token, please request a new token";
 const NEW_PASSWORD: &str = "another long passphrase";
 
 async fn app(backend: &Backend, mail: &Mail) -> TestApp {
-    let url = mail.url();
-    TestApp::with(backend, |f| {
-        f.merge(("email.url", url))
-            .merge(("registration.per_client", 1000))
-    })
-    .await
+    TestApp::with_mail(backend, mail, |f| f).await
 }
 
 async fn edit(app: &TestApp, token: &str, body: Value) -> crate::helpers::Reply {

@@ -10,22 +10,7 @@ const INVALID_TOKEN: &str = "invalid token, please request a new token";
 const NEW_PASSWORD: &str = "another long passphrase";
 
 async fn app(backend: &Backend, mail: &Mail) -> TestApp {
-    app_with(backend, mail, |f| f).await
-}
-
-async fn app_with(
-    backend: &Backend,
-    mail: &Mail,
-    tweak: impl FnOnce(rocket::figment::Figment) -> rocket::figment::Figment,
-) -> TestApp {
-    let url = mail.url();
-    TestApp::with(backend, |f| {
-        tweak(
-            f.merge(("email.url", url))
-                .merge(("registration.per_client", 1000)),
-        )
-    })
-    .await
+    TestApp::with_mail(backend, mail, |f| f).await
 }
 
 async fn change(app: &TestApp, token: &str, email: &str, password: &str) {
@@ -99,7 +84,7 @@ each_backend! {
 
     async fn the_old_address_stays_reserved_while_it_can_be_restored(backend) {
         let mail = Mail::new();
-        let app = app_with(&backend, &mail, |f| f.merge(("accounts.revert_ttl", 3))).await;
+        let app = TestApp::with_mail(&backend, &mail, |f| f.merge(("accounts.revert_ttl", 3))).await;
         let token = app.register("sam").await;
         let kim = app.register("kim").await;
         change(&app, &token, "samuel@example.org", PASSWORD).await;

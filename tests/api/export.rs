@@ -10,22 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::{each_backend, Backend, Mail, TestApp, TestDb, PASSWORD};
 
 async fn app(backend: &Backend, mail: &Mail) -> TestApp {
-    app_with(backend, mail, |f| f).await
-}
-
-async fn app_with(
-    backend: &Backend,
-    mail: &Mail,
-    tweak: impl FnOnce(rocket::figment::Figment) -> rocket::figment::Figment,
-) -> TestApp {
-    let url = mail.url();
-    TestApp::with(backend, |f| {
-        tweak(
-            f.merge(("email.url", url))
-                .merge(("registration.per_client", 1000)),
-        )
-    })
-    .await
+    TestApp::with_mail(backend, mail, |f| f).await
 }
 
 async fn request(app: &TestApp, token: &str) -> crate::helpers::Reply {
@@ -184,7 +169,7 @@ each_backend! {
 
     async fn an_export_expires_and_then_another_may_be_asked(backend) {
         let mail = Mail::new();
-        let app = app_with(&backend, &mail, |f| f.merge(("accounts.export_ttl", 2)).merge(("accounts.unconfirmed_ttl", 2)).merge(("accounts.confirmation_ttl", 1))).await;
+        let app = TestApp::with_mail(&backend, &mail, |f| f.merge(("accounts.export_ttl", 2)).merge(("accounts.unconfirmed_ttl", 2)).merge(("accounts.confirmation_ttl", 1))).await;
         let token = app.register("sam").await;
         request(&app, &token).await;
         let file_name = built(&app, &token).await["file_name"].as_str().expect("name").to_owned();

@@ -97,10 +97,12 @@ each_backend! {
         app.get("/no/such/path/42", None).await;
         app.post("/api/auth/password/reset-request", json!({"email": "sam@example.com"})).await
             .assert_success(200, "password reset request processed");
-        // The courier records the delivery just after the file is written.
+        // The courier counts the delivery once the file is written, then records it in the
+        // outbox: wait for both.
         let mut after = scrape(&app, &token).await;
         for _ in 0..200 {
-            if sample(&after, "stride_emails_total{event=\"sent\"}") >= 1.0 { break; }
+            if sample(&after, "stride_emails_total{event=\"sent\"}") >= 1.0
+                && sample(&after, "stride_outbox_pending") == 0.0 { break; }
             tokio::time::sleep(Duration::from_millis(100)).await;
             after = scrape(&app, &token).await;
         }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use fantoccini::Locator;
 use serde_json::json;
 
-use crate::chromium::{self, save_screenshot, wait_for_port};
-use crate::helpers::{each_backend, figment, TestDb, PASSWORD};
-use crate::mail::{free_port, SmtpServer};
+use crate::chromium::{self, save_screenshot};
+use crate::helpers::{each_backend, TestDb, PASSWORD};
+use crate::mail::SmtpServer;
+use crate::served::Served;
 
 fn post_json(base: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
     let agent = ureq::Agent::config_builder()
@@ -36,16 +37,8 @@ each_backend! {
         let Some(smtp) = SmtpServer::start() else { return };
         // Stride on a real port, as a browser needs.
         let db = TestDb::new(&backend).await;
-        let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let rocket = stride::build(figment(&db)
-            .merge(("port", port))
-            .merge(("public_url", base.as_str()))
-            .merge(("email.url", smtp.url())))
-            .ignite().await.expect("ignite");
-        let shutdown = rocket.shutdown();
-        let server = tokio::spawn(rocket.launch());
-        tokio::task::spawn_blocking(move || wait_for_port(port, "stride")).await.expect("join");
+        let served = Served::start(&db, &smtp, |f| f).await;
+        let base = served.base.clone();
 
         let api = base.clone();
         let (status, _) = tokio::task::spawn_blocking(move || {
@@ -88,7 +81,6 @@ each_backend! {
         assert!(invalid.text().await.expect("text").contains("expired, or was already used"));
 
         browser.close().await.expect("close the browser");
-        shutdown.notify();
-        let _ = server.await;
+        served.stop().await;
     }
 }

@@ -30,5 +30,6 @@ mod email_reset;
 ))]
 mod fittrackee_client;
 mod logs;
+mod served;
 mod shutdown;
 mod slow_clients;

@@ -70,3 +70,22 @@ impl Mail {
             .collect()
     }
 }
+
+impl super::TestApp {
+    /// A test server whose courier delivers to `mail`, with the registrations of one client
+    /// unthrottled (tests make many), changed by `tweak`.
+    pub async fn with_mail(
+        backend: &super::Backend,
+        mail: &Mail,
+        tweak: impl FnOnce(rocket::figment::Figment) -> rocket::figment::Figment,
+    ) -> super::TestApp {
+        let url = mail.url();
+        super::TestApp::with(backend, |f| {
+            tweak(
+                f.merge(("email.url", url))
+                    .merge(("registration.per_client", 1000)),
+            )
+        })
+        .await
+    }
+}

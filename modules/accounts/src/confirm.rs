@@ -6,7 +6,7 @@ use kernel::auth::UserAgent;
 use kernel::error::Failure;
 use kernel::language::{duration_in_words, Language};
 use kernel::lifecycle::SignUpConfirmation;
-use kernel::throttle::{self, Counter};
+use kernel::throttle;
 use kernel::users::{self, AccountState, User};
 use kernel::validate::email_key;
 use kernel::{auth, ApiError, ApiResult, Caller, Mailer, Payload, Services};
@@ -173,27 +173,18 @@ async fn resend(
     body: Payload<ResendBody>,
 ) -> ApiResult<Value> {
     let account = email_key(&body.0.email);
-    let throttling = &kernel.config.throttle;
-    let counters = [
-        Counter::of_account(
-            throttling,
-            "resend:account",
-            &account,
+    throttle::take_request_of_address(
+        kernel.db,
+        &kernel.config.throttle,
+        "resend",
+        &account,
+        caller.client,
+        (
             config.resend_requests_per_account,
-        ),
-        Counter::new(
-            throttling,
-            "resend:client",
-            &throttle::client_text(caller.client),
             config.resend_requests_per_client,
         ),
-    ];
-    {
-        let mut tx = kernel::db::begin_write(kernel.db).await?;
-        let verdict = throttle::take(&mut tx, throttling, &counters).await?;
-        tx.commit().await?;
-        verdict.or_too_many()?;
-    }
+    )
+    .await?;
     let pool: AnyPool = (**kernel.db).clone();
     let (mailer, ttl) = (kernel.mailer.clone(), config.confirmation_ttl);
     kernel.background.spawn(async move {

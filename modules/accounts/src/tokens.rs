@@ -4,13 +4,11 @@
 //! password and address are those it was issued under (docs/accounts.md, "Tokens"). Issuing a
 //! token kills the account's live ones of the same purpose.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use kernel::db::now;
 use kernel::error::Failure;
+use kernel::tokens::{link_digest, link_token};
 use kernel::users::{AccountState, User};
 use kernel::validate::email_key;
-use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
 /// What a token may be used for; refused by every route of another purpose.
@@ -33,10 +31,6 @@ impl Purpose {
             Purpose::Revert => "revert",
         }
     }
-}
-
-fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// A new token, in clear: the only time it exists so.
@@ -120,9 +114,7 @@ async fn insert(
     old_email: Option<&str>,
 ) -> Result<Issued, Failure> {
     let database = |e| Failure::new("account tokens", e);
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| Failure::new("OS randomness", e.to_string()))?;
-    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let token = link_token()?;
     let created_at = now();
     // At most one live link of each purpose, revert links excepted.
     if purpose != Purpose::Revert {
@@ -137,7 +129,7 @@ async fn insert(
         "INSERT INTO account_tokens (token_hash, user_id, purpose, password_version, email_key, \
          new_email, old_email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(digest(&token))
+    .bind(link_digest(&token))
     .bind(user.id)
     .bind(purpose.as_str())
     .bind(version)
@@ -195,7 +187,7 @@ pub async fn holder(
         "SELECT user_id, password_version, email_key, new_email, old_email, created_at FROM account_tokens \
          WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at >= $3",
     )
-    .bind(digest(token))
+    .bind(link_digest(token))
     .bind(purpose.as_str())
     .bind(now())
     .fetch_optional(&mut *conn)
@@ -233,7 +225,7 @@ pub async fn consume(conn: &mut AnyConnection, token: &str) -> Result<bool, sqlx
         "UPDATE account_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
     )
     .bind(now())
-    .bind(digest(token))
+    .bind(link_digest(token))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -248,17 +240,4 @@ pub async fn delete_dead(conn: &mut AnyConnection, before: i64) -> Result<u64, s
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digests_are_sha256_hex() {
-        assert_eq!(
-            digest("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 }

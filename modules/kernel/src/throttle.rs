@@ -206,6 +206,33 @@ pub enum Verdict {
     },
 }
 
+/// Counts one request for an address (known or not) and from a client, each against its own
+/// limit (`{kind}:account`, `{kind}:client`), in one writing transaction (one turn at SQLite's
+/// write lock), and refuses with the 429 past either: the guard of the routes that email a
+/// link to any address they are given (reset requests, confirmation resends).
+pub async fn take_request_of_address(
+    db: &crate::db::Db,
+    config: &ThrottleConfig,
+    kind: &str,
+    account: &str,
+    client: Option<IpAddr>,
+    limits: (i64, i64),
+) -> Result<(), crate::error::ApiError> {
+    let counters = [
+        Counter::of_account(config, &format!("{kind}:account"), account, limits.0),
+        Counter::new(
+            config,
+            &format!("{kind}:client"),
+            &client_text(client),
+            limits.1,
+        ),
+    ];
+    let mut tx = crate::db::begin_write(db).await?;
+    let verdict = take(&mut tx, config, &counters).await?;
+    tx.commit().await?;
+    verdict.or_too_many()
+}
+
 /// Counts one attempt on every counter, atomically, and decides on the counts: refused when
 /// any of them is now past its limit. A refused attempt is given back at once, so refusals do
 /// not extend anything.

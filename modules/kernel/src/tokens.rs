@@ -455,6 +455,21 @@ pub fn canonical_path<'a>(segments: impl Iterator<Item = &'a str>) -> String {
     path
 }
 
+/// A token for an emailed link (a reset link, a confirmation link): 32 bytes from the OS
+/// generator in URL-safe base64, given once to the user. Stored only as [`link_digest`].
+pub fn link_token() -> Result<String, crate::error::Failure> {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| crate::error::Failure::new("OS randomness", e.to_string()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What a link's token is stored and looked up as: its SHA-256, in hex.
+pub fn link_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -678,5 +693,16 @@ mod tests {
         // A slash inside one decoded segment never reads as two segments.
         assert_eq!(canonical_path(["api", "a/b"].into_iter()), "/api/a%2Fb");
         assert_eq!(canonical_path(["api", "a%2Fb"].into_iter()), "/api/a%252Fb");
+    }
+
+    #[test]
+    fn link_digests_are_sha256_hex() {
+        assert_eq!(
+            link_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let token = link_token().expect("a token");
+        assert_eq!(token.len(), 43);
+        assert_ne!(token, link_token().expect("another"));
     }
 }

@@ -1,6 +1,6 @@
 use kernel::error::Failure;
 use kernel::language::Language;
-use kernel::throttle::{self, Counter};
+use kernel::throttle;
 use kernel::validate::email_key;
 use kernel::{users, ApiError, ApiResult, Caller, Mailer, Payload, Services};
 use rocket::serde::json::{json, Value};
@@ -34,30 +34,17 @@ async fn reset_request(
     body: Payload<ResetRequest>,
 ) -> ApiResult<Value> {
     let account = email_key(&body.0.email);
-    let throttling = &kernel.config.throttle;
-    // The kind names are stored, as digests, in counters already running: keep them.
-    let counters = [
-        Counter::of_account(
-            throttling,
-            "reset:account",
-            &account,
-            config.requests_per_account,
-        ),
-        Counter::new(
-            throttling,
-            "reset:client",
-            &throttle::client_text(caller.client),
-            config.requests_per_client,
-        ),
-    ];
-    {
-        // Counted first, atomically: no burst gets more answers than the limit. Both counters
-        // in one transaction: one turn at SQLite's write lock.
-        let mut tx = kernel::db::begin_write(kernel.db).await?;
-        let verdict = throttle::take(&mut tx, throttling, &counters).await?;
-        tx.commit().await?;
-        verdict.or_too_many()?;
-    }
+    // Counted first, atomically, per address and per client: no burst gets more answers than
+    // the limits. The kind name is stored, as a digest, in counters already running: keep it.
+    throttle::take_request_of_address(
+        kernel.db,
+        &kernel.config.throttle,
+        "reset",
+        &account,
+        caller.client,
+        (config.requests_per_account, config.requests_per_client),
+    )
+    .await?;
     let pool: AnyPool = (**kernel.db).clone();
     let (public_url, ttl) = (kernel.config.public_url.clone(), config.token_ttl);
     let mailer = kernel.mailer.clone();

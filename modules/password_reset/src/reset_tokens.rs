@@ -4,24 +4,16 @@
 //! (`users::password_version`) and kills it. The module's table, `password_reset_tokens`, is
 //! read and written here only.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use kernel::db::now;
 use kernel::error::Failure;
+use kernel::tokens::{link_digest, link_token};
 use kernel::users;
-use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
-
-pub fn digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
 
 /// Creates a token for a user's current password and returns it (the only time it exists in
 /// clear).
 pub async fn issue(conn: &mut AnyConnection, user_id: i64, ttl: u64) -> Result<String, Failure> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| Failure::new("OS randomness", e.to_string()))?;
-    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let token = link_token()?;
     let created_at = now();
     let version = users::password_version(&mut *conn, user_id)
         .await
@@ -31,7 +23,7 @@ pub async fn issue(conn: &mut AnyConnection, user_id: i64, ttl: u64) -> Result<S
         "INSERT INTO password_reset_tokens (token_hash, user_id, password_version, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(digest(&token))
+    .bind(link_digest(&token))
     .bind(user_id)
     .bind(version)
     .bind(created_at)
@@ -49,7 +41,7 @@ pub async fn holder(conn: &mut AnyConnection, token: &str) -> Result<Option<i64>
         "SELECT user_id, password_version FROM password_reset_tokens \
          WHERE token_hash = $1 AND used_at IS NULL AND expires_at >= $2",
     )
-    .bind(digest(token))
+    .bind(link_digest(token))
     .bind(now())
     .fetch_optional(&mut *conn)
     .await?;
@@ -66,21 +58,8 @@ pub async fn consume(conn: &mut AnyConnection, token: &str) -> Result<bool, sqlx
         "UPDATE password_reset_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL",
     )
     .bind(now())
-    .bind(digest(token))
+    .bind(link_digest(token))
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn digests_are_sha256_hex() {
-        assert_eq!(
-            digest("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 }
