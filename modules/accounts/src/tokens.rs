@@ -211,11 +211,14 @@ pub async fn holder(
         Purpose::EmailChange => user.state != AccountState::Deactivated,
         Purpose::Revert => true,
     };
-    Ok((current && state_fits).then(|| Held {
+    if !(current && state_fits) {
+        return Ok(None);
+    }
+    Ok(Some(Held {
         user_id,
-        new_email: row.try_get("new_email").ok().flatten(),
-        old_email: row.try_get("old_email").ok().flatten(),
-        created_at: row.try_get("created_at").unwrap_or_default(),
+        new_email: row.try_get("new_email")?,
+        old_email: row.try_get("old_email")?,
+        created_at: row.try_get("created_at")?,
     }))
 }
 
