@@ -16,7 +16,7 @@ use serde::Deserialize;
 use sqlx::{AnyConnection, AnyPool};
 
 use crate::tokens::{self, Purpose};
-use crate::AccountsConfig;
+use crate::{AccountsConfig, Refusal};
 
 pub const INVALID_TOKEN: &str = "invalid token, please request a new token";
 
@@ -76,34 +76,6 @@ async fn queue_link(
         .map_err(|e| Failure::new("the outbox", e))
 }
 
-/// Why a confirmation did not happen.
-pub enum Refusal {
-    /// Unknown, expired, used, of another purpose, or the account is not pending any more.
-    InvalidToken,
-    Internal(ApiError),
-}
-
-impl From<sqlx::Error> for Refusal {
-    fn from(e: sqlx::Error) -> Self {
-        Refusal::Internal(e.into())
-    }
-}
-
-impl From<ApiError> for Refusal {
-    fn from(e: ApiError) -> Self {
-        Refusal::Internal(e)
-    }
-}
-
-/// The account a confirmation token is good for.
-pub async fn holder(kernel: &Services<'_>, token: &str) -> Result<Option<User>, Refusal> {
-    let mut conn = kernel.db.acquire().await?;
-    let Some(held) = tokens::holder(&mut conn, token, Purpose::Confirm).await? else {
-        return Ok(None);
-    };
-    Ok(users::by_id(&mut conn, held.user_id).await?)
-}
-
 /// Activates the account the token confirms and kills the token, in one transaction; with
 /// `session`, opens a session for it there too (the API's answer carries its token; the page
 /// opens none).
@@ -152,7 +124,7 @@ async fn confirm_account(
             "message": "account confirmation successful",
             "auth_token": token,
         })),
-        Err(Refusal::InvalidToken) => Err(ApiError::bad_request(INVALID_TOKEN)),
+        Err(Refusal::InvalidToken | Refusal::Taken) => Err(ApiError::bad_request(INVALID_TOKEN)),
         Err(Refusal::Internal(e)) => Err(e),
     }
 }

@@ -17,7 +17,7 @@ use sqlx::AnyConnection;
 
 use crate::confirm::INVALID_TOKEN;
 use crate::tokens::{self, Purpose};
-use crate::AccountsConfig;
+use crate::{AccountsConfig, Refusal};
 
 pub const EMAIL_MISSING: &str = "email is missing";
 pub const CURRENT_MISSING: &str = "current password is missing";
@@ -244,29 +244,6 @@ impl kernel::lifecycle::EmailChanges for AdminChanges {
     }
 }
 
-/// Why an email update did not happen.
-pub enum Refusal {
-    InvalidToken,
-    /// The address was taken since the request: the link dies.
-    Taken,
-    Internal(ApiError),
-}
-
-impl From<sqlx::Error> for Refusal {
-    fn from(e: sqlx::Error) -> Self {
-        Refusal::Internal(e.into())
-    }
-}
-
-/// The account and the address a change link is good for.
-pub async fn holder(kernel: &Services<'_>, token: &str) -> Result<Option<User>, Refusal> {
-    let mut conn = kernel.db.acquire().await?;
-    let Some(held) = tokens::holder(&mut conn, token, Purpose::EmailChange).await? else {
-        return Ok(None);
-    };
-    Ok(users::by_id(&mut conn, held.user_id).await?)
-}
-
 /// Makes the link's address the account's, kills the link and every reset link mailed to the
 /// old address, in one transaction. Sessions are kept, the state is not touched.
 pub async fn update(kernel: Services<'_>, token: &str) -> Result<User, Refusal> {
@@ -324,29 +301,13 @@ async fn update_email(kernel: Services<'_>, body: Payload<TokenBody>) -> ApiResu
     }
 }
 
-/// The account a revert link is good for.
-pub async fn revert_holder(kernel: &Services<'_>, token: &str) -> Result<Option<User>, Refusal> {
-    let mut conn = kernel.db.acquire().await?;
-    let Some(held) = tokens::holder(&mut conn, token, Purpose::Revert).await? else {
-        return Ok(None);
-    };
-    Ok(users::by_id(&mut conn, held.user_id).await?)
-}
-
 /// "This was not me", from the old address: the pending change is dropped, or the old address
 /// restored; then every session ends, the password stops working (a reset link goes to the
 /// restored address), every other link of the account dies but older revert links, and the
 /// reservation ends. One transaction.
 pub async fn revert(kernel: Services<'_>, token: &str) -> Result<User, Refusal> {
     // A password nobody knows, hashed before the transaction.
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Refusal::Internal(ApiError::internal("OS randomness", e)))?;
-    let unusable = kernel
-        .passwords
-        .hash(hex::encode(bytes))
-        .await
-        .map_err(Refusal::Internal)?;
+    let unusable = kernel.passwords.unusable_hash().await?;
     let mut tx = kernel::db::begin_write(kernel.db).await?;
     let held = tokens::holder(&mut tx, token, Purpose::Revert)
         .await?

@@ -51,6 +51,27 @@ pub fn stage() -> AdHoc {
     )
 }
 
+/// Why a link did not do what it is for.
+pub enum Refusal {
+    /// Unknown, expired, used, of another purpose, or the account no longer fits it.
+    InvalidToken,
+    /// An email-change link whose address was taken since the request: the link dies.
+    Taken,
+    Internal(kernel::ApiError),
+}
+
+impl From<sqlx::Error> for Refusal {
+    fn from(e: sqlx::Error) -> Self {
+        Refusal::Internal(e.into())
+    }
+}
+
+impl From<kernel::ApiError> for Refusal {
+    fn from(e: kernel::ApiError) -> Self {
+        Refusal::Internal(e)
+    }
+}
+
 /// The section `accounts.*`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

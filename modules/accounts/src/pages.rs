@@ -12,8 +12,10 @@ use rocket::http::Status;
 use rocket::{get, post, routes, Route};
 use rocket_dyn_templates::{context, Template};
 
-use crate::confirm::{confirm, holder, Refusal};
+use crate::confirm::confirm;
 use crate::email_change;
+use crate::tokens::{self, Purpose};
+use crate::Refusal;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -50,7 +52,7 @@ async fn form(
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Ok(invalid(browser.0.code()));
     };
-    match holder(&kernel, token).await {
+    match tokens::account(kernel.db, token, Purpose::Confirm).await {
         Ok(Some(user)) => {
             let lang = language_of(&user);
             Ok(Page::new(
@@ -61,8 +63,8 @@ async fn form(
                 ),
             ))
         }
-        Ok(None) | Err(Refusal::InvalidToken) => Ok(invalid(browser.0.code())),
-        Err(Refusal::Internal(e)) => Err(e),
+        Ok(None) => Ok(invalid(browser.0.code())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -89,7 +91,7 @@ async fn submit(
                 ),
             ))
         }
-        Err(Refusal::InvalidToken) => Ok(invalid(browser.0.code())),
+        Err(Refusal::InvalidToken | Refusal::Taken) => Ok(invalid(browser.0.code())),
         Err(Refusal::Internal(e)) => Err(e),
     }
 }
@@ -103,7 +105,7 @@ async fn email_form(
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Ok(invalid_page(browser.0.code(), "email_update_invalid"));
     };
-    match email_change::holder(&kernel, token).await {
+    match tokens::account(kernel.db, token, Purpose::EmailChange).await {
         Ok(Some(user)) => {
             let lang = language_of(&user);
             Ok(Page::new(
@@ -114,10 +116,8 @@ async fn email_form(
                 ),
             ))
         }
-        Ok(None) | Err(email_change::Refusal::InvalidToken | email_change::Refusal::Taken) => {
-            Ok(invalid_page(browser.0.code(), "email_update_invalid"))
-        }
-        Err(email_change::Refusal::Internal(e)) => Err(e),
+        Ok(None) => Ok(invalid_page(browser.0.code(), "email_update_invalid")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -139,10 +139,10 @@ async fn email_submit(
                 ),
             ))
         }
-        Err(email_change::Refusal::InvalidToken | email_change::Refusal::Taken) => {
+        Err(Refusal::InvalidToken | Refusal::Taken) => {
             Ok(invalid_page(browser.0.code(), "email_update_invalid"))
         }
-        Err(email_change::Refusal::Internal(e)) => Err(e),
+        Err(Refusal::Internal(e)) => Err(e),
     }
 }
 
@@ -155,7 +155,7 @@ async fn revert_form(
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Ok(invalid_page(browser.0.code(), "email_revert_invalid"));
     };
-    match email_change::revert_holder(&kernel, token).await {
+    match tokens::account(kernel.db, token, Purpose::Revert).await {
         Ok(Some(user)) => {
             let lang = language_of(&user);
             Ok(Page::new(
@@ -166,10 +166,8 @@ async fn revert_form(
                 ),
             ))
         }
-        Ok(None) | Err(email_change::Refusal::InvalidToken | email_change::Refusal::Taken) => {
-            Ok(invalid_page(browser.0.code(), "email_revert_invalid"))
-        }
-        Err(email_change::Refusal::Internal(e)) => Err(e),
+        Ok(None) => Ok(invalid_page(browser.0.code(), "email_revert_invalid")),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -191,9 +189,9 @@ async fn revert_submit(
                 ),
             ))
         }
-        Err(email_change::Refusal::InvalidToken | email_change::Refusal::Taken) => {
+        Err(Refusal::InvalidToken | Refusal::Taken) => {
             Ok(invalid_page(browser.0.code(), "email_revert_invalid"))
         }
-        Err(email_change::Refusal::Internal(e)) => Err(e),
+        Err(Refusal::Internal(e)) => Err(e),
     }
 }

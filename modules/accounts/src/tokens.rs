@@ -222,6 +222,19 @@ pub async fn holder(
     }))
 }
 
+/// The account a token of `purpose` is good for (see [`holder`]).
+pub async fn account(
+    db: &kernel::Db,
+    token: &str,
+    purpose: Purpose,
+) -> Result<Option<User>, sqlx::Error> {
+    let mut conn = db.acquire().await?;
+    let Some(held) = holder(&mut conn, token, purpose).await? else {
+        return Ok(None);
+    };
+    kernel::users::by_id(&mut conn, held.user_id).await
+}
+
 /// Marks a token used; false when another request used it first.
 pub async fn consume(conn: &mut AnyConnection, token: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(

@@ -260,6 +260,14 @@ impl Passwords {
             .map_err(|e| ApiError::internal("argon2", e))
     }
 
+    /// The hash of a random password nobody knows (an account locked until its reset): the
+    /// password stops working, and the account stays one argon2 verification like any other.
+    pub async fn unusable_hash(&self) -> Result<String, ApiError> {
+        let secret =
+            crate::tokens::link_token().map_err(|e| ApiError::internal("a password", e))?;
+        self.hash(secret).await
+    }
+
     /// The validation line for a new password weaker than `min_strength` (zxcvbn's score, with
     /// the account's own `words` known), or None. Runs on the password workers like the hashes:
     /// zxcvbn takes up to a few milliseconds on a long password. `min_strength` 0 costs nothing.

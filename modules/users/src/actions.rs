@@ -24,7 +24,7 @@ pub const EMAIL_TAKEN: &str = "sorry, that user already exists";
 struct Change {
     admin: Option<bool>,
     activate: Option<bool>,
-    reset_password: bool,
+    reset_password: Option<bool>,
     new_email: Option<String>,
     role: Option<String>,
 }
@@ -54,13 +54,13 @@ fn parse(body: &Map<String, Value>, lifecycle: bool) -> Result<Change, ApiError>
     let change = Change {
         admin: flag("admin")?,
         activate: flag("activate")?,
-        reset_password: flag("reset_password")?.unwrap_or(false),
+        reset_password: flag("reset_password")?,
         new_email: string("new_email")?,
         role: string("role")?,
     };
     let known = change.admin.is_some()
         || change.activate.is_some()
-        || body.get("reset_password").is_some_and(Value::is_boolean)
+        || change.reset_password.is_some()
         || change.new_email.is_some()
         || change.role.is_some();
     if !known {
@@ -94,7 +94,8 @@ pub async fn change_user(
     if change.activate == Some(false) && user_name.eq_ignore_ascii_case(&auth.user.username) {
         return Err(ApiError::forbidden(NO_PERMISSION));
     }
-    if change.reset_password && lifecycle.reset_links().is_none() {
+    let reset_password = change.reset_password == Some(true);
+    if reset_password && lifecycle.reset_links().is_none() {
         // No module to send the link: the key is not one this server knows.
         return Err(ApiError::invalid_payload());
     }
@@ -127,10 +128,8 @@ pub async fn change_user(
         }
     };
     // A password nobody knows, hashed before the transaction (no connection held meanwhile).
-    let unusable = if change.reset_password {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| ApiError::internal("OS randomness", e))?;
-        Some(kernel.passwords.hash(hex::encode(bytes)).await?)
+    let unusable = if reset_password {
+        Some(kernel.passwords.unusable_hash().await?)
     } else {
         None
     };
