@@ -75,6 +75,32 @@ each_backend! {
         app.profile(&read_only).await.assert_error(401, "provide a valid auth token");
     }
 
+    #[cfg(feature = "accounts")] // the account lifecycle's routes
+    async fn the_lifecycle_routes_refuse_narrowed_and_logged_out_tokens(backend) {
+        let app = TestApp::new(&backend).await;
+        let token = app.register("sam").await;
+        let change = json!({"email": "samuel@example.org", "password": PASSWORD}).to_string();
+        // A change of address or password is a change of credentials: never from a narrowed
+        // token, however broad.
+        let broad = narrow_code(&token, r#"check if operation("write") or operation("read");"#);
+        app.send("PATCH", "/api/auth/profile/edit/account", Some(&broad), Some(&change)).await
+            .assert_error(403, NOT_ALLOWED);
+        // A read-only token reads the export's state but does not ask for one.
+        let read_only = narrow(&token, block!(r#"check if operation("read");"#));
+        app.send("POST", "/api/auth/account/export/request", Some(&read_only), None).await
+            .assert_error(403, NOT_ALLOWED);
+        assert_eq!(app.get("/api/auth/account/export", Some(&read_only)).await.status.code, 200);
+        assert_eq!(app.profile(&token).await.body["data"]["email_to_confirm"], serde_json::Value::Null);
+        // Logged out, the token (and its narrowed forms) is refused by every one of them.
+        app.get("/api/auth/logout", Some(&token)).await.assert_success(200, "successfully logged out");
+        for narrowed in [&token, &broad, &read_only] {
+            for (method, path) in [("PATCH", "/api/auth/profile/edit/account"), ("POST", "/api/auth/account/export/request"),
+                                   ("GET", "/api/auth/account/export"), ("GET", "/api/auth/account/export/archive_x.zip")] {
+                app.send(method, path, Some(narrowed), Some(&change)).await.assert_error(401, "provide a valid auth token");
+            }
+        }
+    }
+
     async fn a_narrowed_token_never_manages_sessions(backend) {
         let app = TestApp::new(&backend).await;
         let token = app.register("sam").await;
