@@ -31,6 +31,39 @@ pub struct Config {
     pub email: EmailConfig,
     pub throttle: ThrottleConfig,
     pub metrics: MetricsConfig,
+    pub cookies: CookieConfig,
+}
+
+/// Browser sessions (docs/browser-sessions.md): the session in an HttpOnly cookie, guarded by a
+/// CSRF header, beside the Bearer tokens every client may use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookieConfig {
+    /// Cookie sessions, and the FitTrackee 1.x shapes of answers that today's web client reads.
+    /// Off: no cookie is set or read, and every answer is FitTrackee 0.5's.
+    pub enabled: bool,
+    /// Seconds a cookie token lives; each authenticated response grants it again, never past
+    /// the session's own expiry.
+    pub ttl: u64,
+    /// The cookies' `SameSite`.
+    pub same_site: SameSite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    Lax,
+    Strict,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        CookieConfig {
+            enabled: true,
+            ttl: 900,
+            same_site: SameSite::Lax,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +100,7 @@ impl Default for Config {
             email: EmailConfig::default(),
             throttle: ThrottleConfig::default(),
             metrics: MetricsConfig::default(),
+            cookies: CookieConfig::default(),
         }
     }
 }
@@ -200,6 +234,12 @@ impl Config {
                 ),
             ));
         }
+        if self.cookies.ttl == 0 {
+            return Err(ConfigError::invalid(
+                "cookies.ttl",
+                "must be at least 1 second (got 0)",
+            ));
+        }
         self.email.validate()?;
         self.throttle.validate()?;
         self.metrics.validate()?;
@@ -287,6 +327,22 @@ mod tests {
             e.contains("throttle.window") && e.contains("(got 0)"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn cookie_settings_are_checked() {
+        let c = Config::from_figment(&Figment::new()).expect("defaults are valid");
+        assert!(c.cookies.enabled);
+        assert_eq!(c.cookies.ttl, 900);
+        assert_eq!(c.cookies.same_site, SameSite::Lax);
+        let c = config("cookies.same_site", "strict").expect("valid");
+        assert_eq!(c.cookies.same_site, SameSite::Strict);
+        let e = config("cookies.same_site", "none").unwrap_err().to_string();
+        assert!(e.contains("cookies.same_site") && e.contains("none"), "{e}");
+        let e = config("cookies.ttl", 0).unwrap_err().to_string();
+        assert!(e.contains("cookies.ttl") && e.contains("(got 0)"), "{e}");
+        let e = config("cookies.enabled", "yes").unwrap_err().to_string();
+        assert!(e.contains("cookies.enabled"), "{e}");
     }
 
     #[test]
