@@ -4,10 +4,11 @@
 //!
 //! The client is the built `fittrackee/dist/` of FitTrackee's PyPI wheel (`.ci/fittrackee-client
 //! 0.5.7` fetches it, pinned by hash, and CI exports its folder as STRIDE_TEST_FITTRACKEE_DIST);
-//! nothing of FitTrackee runs. The test's front server serves it as FitTrackee 0.5.7 does
-//! (`fittrackee/__init__.py`, `catch_all`): files under `/static/` and `/img/` as they are,
-//! `/favicon.ico`, `index.html` for every other path, and `/api/*` to Stride, the real binary
-//! (its public_url is the front server's, so its emails link to the client's pages).
+//! nothing of FitTrackee runs. The front server (fittrackee_front.rs, shared with the 1.3.6
+//! client's test) serves it as FitTrackee 0.5.7 does (`fittrackee/__init__.py`, `catch_all`):
+//! files under `/static/` and `/img/` as they are, `/favicon.ico`, `index.html` for every other
+//! path, and `/api/*` to Stride, the real binary (its public_url is the front server's, so its
+//! emails link to the client's pages).
 //!
 //! The client also calls workout endpoints (`/api/sports`, `/api/workouts…`, `/api/stats/…`,
 //! `/api/records`), which belong to the rest of FitTrackee, not to its account API: the front
@@ -15,183 +16,25 @@
 //! (`WORKOUT STUBS` below). Everything else reaches Stride unchanged.
 //!
 //! On failure the test saves a screenshot and the page's HTML in the test target's temporary
-//! folder and names them in its panic message.
+//! folder and names them in its panic message, with the client's `/api/` requests.
 
-use std::future::Future;
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
-use fantoccini::{Client, Locator};
-use rocket::data::ToByteUnit;
-use rocket::fs::{FileServer, NamedFile, Options};
-use rocket::http::{Method, Status};
-use rocket::request::{self, FromRequest};
-use rocket::response::{self, Responder, Response};
-use rocket::route::{Handler, Outcome, Route};
-use rocket::{Data, Request, State};
+use fantoccini::Locator;
+use rocket::route::Route;
+use rocket::State;
 use serde_json::{json, Value};
 
-use crate::chromium::{self, save_screenshot, wait_for_port};
-use crate::helpers::{agent, each_backend, png, run, start_with, stride, Server, TestDb, PASSWORD};
-use crate::mail::{free_port, required, SmtpServer};
+use crate::chromium;
+use crate::fittrackee_front::{
+    check, client_dist, forward, front_server, until, Answer, ApiLog, Forwarded, Front, Step,
+    StrideBase, Ui,
+};
+use crate::helpers::{each_backend, png, run, start_with, stride, Server, TestDb, PASSWORD};
+use crate::mail::{free_port, SmtpServer};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
-/// How long one step may take to show in the page.
-const STEP: Duration = Duration::from_secs(15);
-
-/// The client's `dist/` folder, or `None` (the test skips) outside CI when it is not there.
-fn client_dist() -> Option<PathBuf> {
-    let dist = std::env::var_os("STRIDE_TEST_FITTRACKEE_DIST").map(PathBuf::from);
-    match dist {
-        Some(dist) if dist.join("index.html").is_file() => Some(dist),
-        _ => {
-            assert!(
-                !required(),
-                "STRIDE_TEST_FITTRACKEE_DIST must name FitTrackee 0.5.7's dist/ folder in CI \
-                 (.ci/fittrackee-client 0.5.7 prints it)"
-            );
-            eprintln!(
-                "STRIDE_TEST_FITTRACKEE_DIST is not set: FitTrackee web client test skipped \
-                 (export STRIDE_TEST_FITTRACKEE_DIST=$(.ci/fittrackee-client 0.5.7))"
-            );
-            None
-        }
-    }
-}
-
-// ---- The front server ----------------------------------------------------------------------
-
-/// One answer, as Stride (or a stub) gave it.
-struct Answer {
-    status: u16,
-    content_type: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(body: Value) -> Answer {
-        Answer {
-            status: 200,
-            content_type: Some("application/json".into()),
-            body: body.to_string().into_bytes(),
-        }
-    }
-}
-
-impl<'r> Responder<'r, 'static> for Answer {
-    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
-        let mut response = Response::build();
-        response.status(Status::new(self.status));
-        if let Some(content_type) = self.content_type {
-            response.raw_header("Content-Type", content_type);
-        }
-        response.sized_body(self.body.len(), Cursor::new(self.body));
-        response.ok()
-    }
-}
-
-/// The request headers a FitTrackee client's calls depend on.
-const FORWARDED: [&str; 3] = ["Authorization", "Content-Type", "Accept-Language"];
-
-/// Sends one request to Stride and returns its answer (blocking: run it off the runtime).
-fn forward(
-    stride: &str,
-    method: &str,
-    uri: &str,
-    headers: &[(String, String)],
-    body: Vec<u8>,
-) -> Answer {
-    let mut request = ureq::http::Request::builder()
-        .method(method)
-        .uri(format!("{stride}{uri}"));
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    let request = request.body(body).expect("a request");
-    match agent().run(request) {
-        Ok(mut response) => Answer {
-            status: response.status().as_u16(),
-            content_type: response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(String::from),
-            body: response
-                .body_mut()
-                .with_config()
-                .limit(64 << 20)
-                .read_to_vec()
-                .unwrap_or_default(),
-        },
-        Err(e) => Answer {
-            status: 502,
-            content_type: Some("text/plain".into()),
-            body: format!("Stride did not answer: {e}").into_bytes(),
-        },
-    }
-}
-
-fn forwarded_headers(request: &Request<'_>) -> Vec<(String, String)> {
-    FORWARDED
-        .iter()
-        .filter_map(|name| {
-            request
-                .headers()
-                .get_one(name)
-                .map(|v| (name.to_string(), v.to_string()))
-        })
-        .collect()
-}
-
-/// The request's [`FORWARDED`] headers, as a route's guard.
-struct Forwarded(Vec<(String, String)>);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for Forwarded {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(request: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        request::Outcome::Success(Forwarded(forwarded_headers(request)))
-    }
-}
-
-/// `/api/*` to Stride: method, path, query, the headers above and the body, unchanged.
-#[derive(Clone)]
-struct ToStride(String);
-
-#[rocket::async_trait]
-impl Handler for ToStride {
-    async fn handle<'r>(&self, request: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
-        let body = match data.open(16.mebibytes()).into_bytes().await {
-            Ok(body) if body.is_complete() => body.into_inner(),
-            _ => return Outcome::Error(Status::PayloadTooLarge),
-        };
-        let (stride, method) = (self.0.clone(), request.method().as_str().to_owned());
-        let (uri, headers) = (request.uri().to_string(), forwarded_headers(request));
-        let answer =
-            tokio::task::spawn_blocking(move || forward(&stride, &method, &uri, &headers, body))
-                .await
-                .expect("join");
-        Outcome::from(request, answer)
-    }
-}
-
-struct Dist(PathBuf);
-struct StrideBase(String);
-
-/// `index.html` for every path nothing else serves, as FitTrackee's `catch_all` does (the
-/// client's router takes it from there).
-#[rocket::get("/<_path..>", rank = 20)]
-async fn index(_path: PathBuf, dist: &State<Dist>) -> Option<NamedFile> {
-    NamedFile::open(dist.0.join("index.html")).await.ok()
-}
-
-#[rocket::get("/favicon.ico")]
-async fn favicon(dist: &State<Dist>) -> Option<NamedFile> {
-    NamedFile::open(dist.0.join("favicon.ico")).await.ok()
-}
 
 // WORKOUT STUBS: FitTrackee's workout endpoints, which are not part of the account API Stride
 // implements. Each answers what FitTrackee 0.5.7 answers on an instance without any workout or
@@ -254,169 +97,14 @@ async fn instance_stats(headers: Forwarded, stride: &State<StrideBase>) -> Answe
     }))
 }
 
-fn front_server(dist: &Path, port: u16, stride: &str) -> rocket::Rocket<rocket::Build> {
-    let config = rocket::Config {
-        port,
-        address: std::net::Ipv4Addr::LOCALHOST.into(),
-        log_level: rocket::config::LogLevel::Off,
-        ..rocket::Config::debug_default()
-    };
-    let to_stride: Vec<Route> = [
-        Method::Get,
-        Method::Post,
-        Method::Put,
-        Method::Patch,
-        Method::Delete,
-    ]
-    .into_iter()
-    .map(|method| Route::ranked(10, method, "/api/<path..>", ToStride(stride.to_owned())))
-    .collect();
-    rocket::custom(config)
-        .manage(Dist(dist.to_owned()))
-        .manage(StrideBase(stride.to_owned()))
-        .mount(
-            "/static",
-            FileServer::new(dist.join("static"), Options::None).rank(1),
-        )
-        .mount(
-            "/img",
-            FileServer::new(dist.join("img"), Options::None).rank(1),
-        )
-        .mount(
-            "/",
-            rocket::routes![
-                index,
-                favicon,
-                sports,
-                workouts,
-                records,
-                user_stats,
-                instance_stats
-            ],
-        )
-        .mount("/", to_stride)
+/// The stubs above, for the front server.
+fn workout_stubs() -> Vec<Route> {
+    rocket::routes![sports, workouts, records, user_stats, instance_stats]
 }
 
 // ---- The browser, as a user works it -------------------------------------------------------
 
-type Step<T> = Result<T, String>;
-
-fn check(ok: bool, what: impl Into<String>) -> Step<()> {
-    if ok {
-        Ok(())
-    } else {
-        Err(what.into())
-    }
-}
-
-/// Calls `attempt` until it gives `Some`, for at most [`STEP`].
-async fn until<T, F, Fut>(what: &str, mut attempt: F) -> Step<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Step<Option<T>>>,
-{
-    let deadline = Instant::now() + STEP;
-    loop {
-        let last = match attempt().await {
-            Ok(Some(found)) => return Ok(found),
-            Ok(None) => String::new(),
-            Err(e) => format!(" ({e})"),
-        };
-        if Instant::now() > deadline {
-            return Err(format!("{what}: not within {} s{last}", STEP.as_secs()));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-struct Ui {
-    browser: Client,
-    base: String,
-}
-
 impl Ui {
-    async fn open(&self, path: &str) -> Step<()> {
-        self.browser
-            .goto(&format!("{}{path}", self.base))
-            .await
-            .map_err(|e| format!("open {path}: {e}"))
-    }
-
-    async fn find(&self, css: &str) -> Step<Element> {
-        self.browser
-            .wait()
-            .at_most(STEP)
-            .for_element(Locator::Css(css))
-            .await
-            .map_err(|e| format!("no element {css}: {e}"))
-    }
-
-    async fn type_into(&self, css: &str, text: &str) -> Step<()> {
-        let field = self.find(css).await?;
-        field
-            .clear()
-            .await
-            .map_err(|e| format!("clear {css}: {e}"))?;
-        field
-            .send_keys(text)
-            .await
-            .map_err(|e| format!("type into {css}: {e}"))
-    }
-
-    async fn click(&self, css: &str) -> Step<()> {
-        self.find(css)
-            .await?
-            .click()
-            .await
-            .map_err(|e| format!("click {css}: {e}"))
-    }
-
-    async fn select(&self, css: &str, value: &str) -> Step<()> {
-        self.find(css)
-            .await?
-            .select_by_value(value)
-            .await
-            .map_err(|e| format!("select {value} in {css}: {e}"))
-    }
-
-    async fn text(&self, css: &str) -> Step<String> {
-        self.find(css)
-            .await?
-            .text()
-            .await
-            .map_err(|e| format!("text of {css}: {e}"))
-    }
-
-    /// Waits until the client's router is at `path` (query left out).
-    async fn at(&self, path: &str) -> Step<()> {
-        until(&format!("the page {path}"), || async {
-            let url = self
-                .browser
-                .current_url()
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok((url.path() == path).then_some(()))
-        })
-        .await
-        .map_err(|e| format!("{e}; the client is elsewhere"))
-    }
-
-    /// Waits until the text of `css` contains every one of `needles`, and returns it.
-    async fn shows(&self, css: &str, needles: &[&str]) -> Step<String> {
-        until(&format!("{css} showing {needles:?}"), || async {
-            let text = self.text(css).await?;
-            Ok(needles.iter().all(|n| text.contains(n)).then_some(text))
-        })
-        .await
-    }
-
-    async fn js(&self, script: &str) -> Step<Value> {
-        self.browser
-            .execute(script, vec![])
-            .await
-            .map_err(|e| format!("script {script}: {e}"))
-    }
-
     /// The session token the client keeps (FitTrackee 0.5.7 stores it in localStorage).
     async fn token(&self) -> Step<Option<String>> {
         Ok(self
@@ -786,7 +474,7 @@ async fn flows(ui: &Ui, server: &Server, smtp: &SmtpServer, dir: &Path, db_url: 
 
 each_backend! {
     async fn fittrackee_0_5_7_web_client_runs_every_account_flow(backend) {
-        let Some(dist) = client_dist() else { return };
+        let Some(dist) = client_dist("STRIDE_TEST_FITTRACKEE_DIST", "0.5.7") else { return };
         let Some(smtp) = SmtpServer::start() else { return };
         let Some(chromium) = chromium::start(1280, 1000).await else { return };
         let db = TestDb::new(&backend).await;
@@ -807,28 +495,16 @@ each_backend! {
         })
         .await
         .expect("join");
-        let front = front_server(&dist, front_port, &stride.base).ignite().await.expect("ignite");
-        let front_shutdown = front.shutdown();
-        let front_task = tokio::spawn(front.launch());
-        tokio::task::spawn_blocking(move || wait_for_port(front_port, "the front server"))
-            .await
-            .expect("join");
+        let log = ApiLog::default();
+        let front = Front::launch(front_server(&dist, front_port, &stride.base, workout_stubs(), log.clone()), front_port).await;
 
         let ui = Ui { browser: chromium.client.clone(), base: front_base };
         let outcome = flows(&ui, &stride, &smtp, dir.path(), &db.url).await;
         if let Err(failure) = outcome {
             let name = format!("fittrackee-0.5.7-{}", if matches!(backend, crate::helpers::Backend::Sqlite) { "sqlite" } else { "postgres" });
-            let shot = match ui.browser.screenshot().await {
-                Ok(png) => save_screenshot(&name, &png).display().to_string(),
-                Err(e) => format!("(no screenshot: {e})"),
-            };
-            let html = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.html"));
-            let _ = std::fs::write(&html, ui.browser.source().await.unwrap_or_default());
-            let url = ui.browser.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-            panic!("{failure}\n  at {url}\n  screenshot: {shot}\n  page: {}", html.display());
+            ui.fail(&name, &failure, &log).await;
         }
         ui.browser.clone().close().await.expect("close the browser");
-        front_shutdown.notify();
-        let _ = front_task.await;
+        front.stop().await;
     }
 }
