@@ -29,6 +29,16 @@ mod email_reset;
     feature = "users"
 ))]
 mod fittrackee_client;
+#[cfg(all(
+    feature = "registration",
+    feature = "sessions",
+    feature = "profile",
+    feature = "password_reset",
+    feature = "pictures",
+    feature = "users",
+    feature = "accounts"
+))]
+mod fittrackee_client_13;
 // The front server and browser helpers of both FitTrackee client tests.
 #[cfg(all(
     feature = "registration",
