@@ -36,9 +36,21 @@ const NEW_PASSWORD: &str = "a brand new passphrase";
 // workout, sport, equipment or notification (docs/browser-sessions.md §2.2 gives the four calls
 // of every page), so the client's dashboard, profile and admin pages render.
 
+/// One of the sports every FitTrackee instance is created with, none of them used: with §2.2's
+/// empty list the dashboard shows its loader forever (it renders only with at least one sport).
 #[rocket::get("/api/sports", rank = 1)]
 fn sports() -> Answer {
-    Answer::json(json!({"status": "success", "data": {"sports": []}}))
+    Answer::json(json!({"status": "success", "data": {"sports": [{
+        "id": 1,
+        "label": "Cycling (Sport)",
+        "is_active": true,
+        "is_active_for_user": true,
+        "color": null,
+        "stopped_speed_threshold": 1.0,
+        "pace_speed_display": "speed",
+        "default_equipments": [],
+        "has_workouts": false,
+    }]}}))
 }
 
 #[rocket::get("/api/equipments", rank = 1)]
@@ -70,6 +82,11 @@ fn workouts(_path: PathBuf) -> Answer {
     no_workouts()
 }
 
+#[rocket::get("/api/timeline", rank = 1)]
+fn timeline() -> Answer {
+    no_workouts()
+}
+
 #[rocket::get("/api/records", rank = 1)]
 fn records() -> Answer {
     Answer::json(json!({"status": "success", "data": {"records": []}}))
@@ -87,6 +104,7 @@ fn workout_stubs() -> Vec<Route> {
         equipment_types,
         unread_notifications,
         workouts,
+        timeline,
         records,
         user_stats
     ]
