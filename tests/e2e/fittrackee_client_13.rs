@@ -340,8 +340,7 @@ async fn flows(ui: &Ui, server: &Server, mail: &Mail, dir: &Path, db_url: &str) 
         .refresh()
         .await
         .map_err(|e| format!("reload: {e}"))?;
-    ui.shows("#user-preferences", &["Europe/Paris", "yyyy-MM-dd"])
-        .await?;
+    ui.shows("#user-preferences", &["Europe/Paris"]).await?;
     let saved = session_profile(ui, server).await?;
     check(
         saved["timezone"] == "Europe/Paris"

@@ -395,9 +395,16 @@ impl Ui {
             .map_err(|e| format!("type into {css}: {e}"))
     }
 
+    /// Clicks `css`, scrolled to the middle of the window first (below the fold, the page's
+    /// fixed footer would take the click).
     pub async fn click(&self, css: &str) -> Step<()> {
-        self.find(css)
-            .await?
+        let element = self.find(css).await?;
+        let arg = serde_json::to_value(&element).map_err(|e| e.to_string())?;
+        self.browser
+            .execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+            .await
+            .map_err(|e| format!("scroll to {css}: {e}"))?;
+        element
             .click()
             .await
             .map_err(|e| format!("click {css}: {e}"))
