@@ -79,7 +79,9 @@ each_backend! {
 
     async fn a_confirmed_account_logs_in(backend) {
         let mail = Mail::new();
-        let app = confirming(&backend, &mail).await;
+        // The confirmation's token in JSON is for clients without cookies (a browser gets
+        // cookies instead: tests/api/cookies.rs).
+        let app = confirming_with(&backend, &mail, |f| f.merge(("cookies.enabled", false))).await;
         let reply = register(&app, "sam", json!({"password": PASSWORD})).await;
         assert_eq!((reply.status.code, reply.body.clone()), (200, json!({"status": "success"})));
         assert_eq!(app.count("SELECT COUNT(*) AS n FROM sessions").await, 0, "no session before confirmation");
@@ -101,7 +103,7 @@ each_backend! {
 
     async fn registration_keeps_the_language_and_time_zone_sent(backend) {
         let mail = Mail::new();
-        let app = confirming(&backend, &mail).await;
+        let app = confirming_with(&backend, &mail, |f| f.merge(("cookies.enabled", false))).await;
         register(&app, "sam", json!({"password": PASSWORD, "language": "fr", "timezone": "America/New_York"})).await;
         let texts = mail.wait("sam@example.com", 1).await;
         assert!(texts[0].starts_with("Bonjour sam"), "the link in French: {}", texts[0]);

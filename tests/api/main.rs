@@ -14,6 +14,7 @@ mod admin_actions;
 mod attenuation;
 mod boundaries;
 mod config;
+mod cookies;
 #[cfg(feature = "accounts")]
 mod email_change;
 #[cfg(feature = "accounts")]

@@ -11,6 +11,7 @@ pub mod address;
 pub mod auth;
 pub mod background;
 pub mod config;
+pub mod cookies;
 pub mod dates;
 pub mod db;
 pub mod error;
@@ -67,6 +68,7 @@ pub fn stage() -> AdHoc {
         let rocket = rocket
             .attach(shield)
             .attach(requests::Requests)
+            .attach(cookies::fairing())
             .attach(Db::init())
             .attach(rocket_dyn_templates::Template::fairing())
             .attach(AdHoc::try_on_ignite("Stride kernel state", prepare))

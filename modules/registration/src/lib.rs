@@ -4,6 +4,7 @@
 //! "error, registration is disabled", so clients see why rather than a 404.
 
 use kernel::config::{ConfigError, Section};
+use kernel::cookies::Browser;
 use kernel::language::LanguageTag;
 use kernel::throttle::{self, Counter};
 use kernel::users::{self, AccountState, InsertError};
@@ -98,6 +99,7 @@ async fn register(
     kernel: Services<'_>,
     config: &State<RegistrationConfig>,
     caller: Caller,
+    browser: Browser<'_>,
     body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
     let counters = [made_by(&kernel, config, &caller)];
@@ -114,7 +116,7 @@ async fn register(
             .await?
             .or_too_many()?;
     }
-    let outcome = create(kernel, &caller, body).await;
+    let outcome = create(kernel, &caller, &browser, body).await;
     if outcome.is_err() {
         let mut conn = kernel.db.acquire().await?;
         throttle::refund(&mut conn, throttling, &counters).await?;
@@ -125,6 +127,7 @@ async fn register(
 async fn create(
     kernel: Services<'_>,
     caller: &Caller,
+    browser: &Browser<'_>,
     body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
     let Services {
@@ -240,14 +243,16 @@ async fn create(
         tracing::info!(user_id, "user registered, confirmation pending");
         return Ok(confirmation_pending());
     }
-    let token = auth::open(&mut tx, keys, config, user_id, &caller.agent).await?;
+    let session = auth::open(&mut tx, keys, config, user_id, &caller.agent).await?;
     // The client that made the account is one of its own (docs: SECURITY.md, lockout).
     throttle::know_client(&mut tx, &config.throttle, &email.key(), caller.client).await?;
     tx.commit().await?;
     tracing::info!(user_id, "user registered");
+    // A browser gets the session in its cookies too; the body is 0.5's either way.
+    browser.open(&session);
     Ok((
         Status::Created,
-        json!({ "status": "success", "message": "successfully registered", "auth_token": token }),
+        json!({ "status": "success", "message": "successfully registered", "auth_token": session.token }),
     ))
 }
 
