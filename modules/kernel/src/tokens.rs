@@ -111,6 +111,9 @@ pub struct TokenKeys {
     narrowed: Cache<[u8; 32], (Claims, Arc<Narrowed>)>,
     /// SHA-256 of a cookie token that passed → what it says.
     cookies: Cache<[u8; 32], Claims>,
+    /// (user, session, expiry) → the cookie token minted for it: the responses of one second
+    /// to one session carry one token, so its next requests find it verified.
+    minted_cookies: Cache<(i64, String, i64), String>,
     /// Narrowed tokens judged at once on the blocking pool.
     judges: Arc<Semaphore>,
     /// HKDF-SHA256 of the root private key: the key of the sessions' CSRF values.
@@ -185,6 +188,7 @@ impl TokenKeys {
             verified: Cache::new(VERIFIED_CAPACITY),
             narrowed: Cache::new(NARROWED_CAPACITY),
             cookies: Cache::new(COOKIE_CAPACITY),
+            minted_cookies: Cache::new(COOKIE_CAPACITY),
             judges: Arc::new(Semaphore::new(cores)),
             csrf_key,
         })
@@ -231,14 +235,20 @@ impl TokenKeys {
     }
 
     /// A browser's cookie token for a session, valid until `expires_at` (which the caller
-    /// makes no later than the session's own end).
+    /// makes no later than the session's own end). One token per session and expiry second.
     pub fn mint_cookie(
         &self,
         user_id: i64,
         session_id: &str,
         expires_at: i64,
     ) -> Result<String, TokenError> {
-        self.mint_for(COOKIE_PURPOSE, user_id, session_id, expires_at)
+        let key = (user_id, session_id.to_owned(), expires_at);
+        if let Some(token) = self.minted_cookies.get(&key) {
+            return Ok(token);
+        }
+        let token = self.mint_for(COOKIE_PURPOSE, user_id, session_id, expires_at)?;
+        self.minted_cookies.insert(key, token.clone());
+        Ok(token)
     }
 
     fn mint_for(
