@@ -1,0 +1,153 @@
+//! FitTrackee 1.x's shapes of existing answers, served while `cookies.enabled` (the default) is
+//! on, and FitTrackee 0.5's exact shapes with it off (docs/users-api.md, "FitTrackee 1.x's
+//! keys").
+
+use rocket::figment::Figment;
+use serde_json::{json, Value};
+
+use crate::helpers::{each_backend, TestApp};
+
+fn off(f: Figment) -> Figment {
+    f.merge(("cookies.enabled", false))
+}
+
+fn keys(object: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = object
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// FitTrackee 0.5's 20 keys of the user object.
+const KEYS_05: [&str; 20] = [
+    "admin",
+    "bio",
+    "birth_date",
+    "created_at",
+    "email",
+    "first_name",
+    "imperial_units",
+    "language",
+    "last_name",
+    "location",
+    "nb_sports",
+    "nb_workouts",
+    "picture",
+    "records",
+    "sports_list",
+    "timezone",
+    "total_distance",
+    "total_duration",
+    "username",
+    "weekm",
+];
+
+/// The values of FitTrackee 1.x's keys for a new user.
+fn new_user_1x() -> Value {
+    json!({
+        "accepted_privacy_policy": true,
+        "analysis_visibility": "private",
+        "calories_visibility": "private",
+        "date_format": "MM/dd/yyyy",
+        "display_ascent": true,
+        "followers": 0,
+        "following": 0,
+        "hide_profile_in_users_directory": true,
+        "hr_visibility": "private",
+        "manually_approves_followers": true,
+        "map_visibility": "private",
+        "media_visibility": "private",
+        "messages_preferences": {},
+        "missing_elevations_processing": "file",
+        "notification_preferences": {},
+        "sanctions_count": 0,
+        "segments_creation_event": "only_manual",
+        "split_workout_charts": true,
+        "start_elevation_at_zero": true,
+        "suspended_at": null,
+        "total_ascent": 0.0,
+        "use_dark_mode": null,
+        "use_raw_gpx_speed": false,
+        "workouts_visibility": "private",
+    })
+}
+
+/// The lifecycle's keys (with the accounts module).
+const LIFECYCLE: [&str; 3] = ["email_to_confirm", "is_active", "role"];
+
+fn expected_keys(with_1x: bool) -> Vec<String> {
+    let mut expected: Vec<String> = KEYS_05.iter().map(|k| k.to_string()).collect();
+    if cfg!(feature = "accounts") {
+        expected.extend(LIFECYCLE.iter().map(|k| k.to_string()));
+    }
+    if with_1x {
+        expected.extend(keys(&new_user_1x()));
+    }
+    expected.sort();
+    expected
+}
+
+/// The preferences as FitTrackee 1.3.6's client sends them (its 20 keys).
+fn preferences_1x() -> Value {
+    json!({
+        "analysis_visibility": "private", "calories_visibility": "followers_only",
+        "date_format": "dd/MM/yyyy", "display_ascent": false,
+        "hide_profile_in_users_directory": true, "hr_visibility": "private",
+        "imperial_units": true, "language": "fr", "manually_approves_followers": true,
+        "map_visibility": "private", "media_visibility": "public",
+        "missing_elevations_processing": "none", "segments_creation_event": "none",
+        "split_workout_charts": false, "start_elevation_at_zero": false,
+        "timezone": "America/New_York", "use_dark_mode": true, "use_raw_gpx_speed": true,
+        "weekm": true, "workouts_visibility": "private",
+    })
+}
+
+const PREFERENCES: &str = "/api/auth/profile/edit/preferences";
+
+each_backend! {
+    async fn the_user_object_carries_the_1x_keys(backend) {
+        let app = TestApp::with(&backend, |f| f.merge(("registration.per_client", 1000))).await;
+        let sam = app.register("sam").await;
+        let kim = app.register("kim").await;
+        let profile = app.profile(&sam).await.body["data"].clone();
+        assert_eq!(keys(&profile), expected_keys(true), "{profile}");
+        for (key, value) in new_user_1x().as_object().expect("object") {
+            assert_eq!(&profile[key], value, "{key}");
+        }
+        assert!(profile["total_ascent"].is_f64());
+        // The users API's object grows alike; another user still does not see the address.
+        let seen = app.get("/api/users/sam", Some(&kim)).await.body["data"]["users"][0].clone();
+        assert!(seen.get("email").is_none(), "{seen}");
+        for (key, value) in new_user_1x().as_object().expect("object") {
+            assert_eq!(&seen[key], value, "{key}");
+        }
+        let own = app.get("/api/users/sam", Some(&sam)).await.body["data"]["users"][0].clone();
+        assert_eq!(own, profile);
+        let listed = app.get("/api/users", Some(&sam)).await.body["data"]["users"].clone();
+        let listed = listed.as_array().expect("users").iter().find(|u| u["username"] == "sam").cloned();
+        assert_eq!(listed, Some(profile));
+    }
+
+    async fn with_cookies_off_the_user_object_is_05s(backend) {
+        let app = TestApp::with(&backend, |f| off(f).merge(("registration.per_client", 1000))).await;
+        let sam = app.register("sam").await;
+        let kim = app.register("kim").await;
+        let profile = app.profile(&sam).await.body["data"].clone();
+        assert_eq!(keys(&profile), expected_keys(false), "{profile}");
+        let mut seen = expected_keys(false);
+        seen.retain(|k| !["email", "is_active", "email_to_confirm"].contains(&k.as_str()));
+        let other = app.get("/api/users/sam", Some(&kim)).await.body["data"]["users"][0].clone();
+        assert_eq!(keys(&other), seen);
+        let reply = app.post_auth(PREFERENCES, &sam, preferences_1x()).await;
+        reply.assert_success(200, "user preferences updated");
+        assert_eq!(keys(&reply.body["data"]), expected_keys(false));
+        let reply = app.post_auth("/api/auth/profile/edit", &sam,
+            json!({"first_name": "", "last_name": "", "location": "", "bio": "", "birth_date": ""})).await;
+        reply.assert_success(200, "user profile updated");
+        assert_eq!(keys(&reply.body["data"]), expected_keys(false));
+    }
+}
