@@ -150,4 +150,85 @@ each_backend! {
         reply.assert_success(200, "user profile updated");
         assert_eq!(keys(&reply.body["data"]), expected_keys(false));
     }
+
+    async fn preferences_keep_date_format_and_dark_mode(backend) {
+        let app = TestApp::new(&backend).await;
+        let sam = app.register("sam").await;
+        let reply = app.post_auth(PREFERENCES, &sam, preferences_1x()).await;
+        reply.assert_success(200, "user preferences updated");
+        let data = &reply.body["data"];
+        assert_eq!((&data["date_format"], &data["use_dark_mode"]), (&json!("dd/MM/yyyy"), &json!(true)));
+        assert_eq!((&data["timezone"], &data["language"]), (&json!("America/New_York"), &json!("fr")));
+        assert_eq!((&data["weekm"], &data["imperial_units"]), (&json!(true), &json!(true)));
+        // The 14 keys Stride does not keep answer their constants.
+        for key in ["display_ascent", "split_workout_charts", "start_elevation_at_zero"] {
+            assert_eq!(data[key], true, "{key}");
+        }
+        assert_eq!(data["use_raw_gpx_speed"], false);
+        assert_eq!(data["missing_elevations_processing"], "file");
+        assert_eq!(data["calories_visibility"], "private");
+        assert_eq!(app.profile(&sam).await.body["data"], *data);
+
+        for (format, dark) in [("yyyy-MM-dd", json!(false)), ("date_string", Value::Null), ("MM/dd/yyyy", json!(true))] {
+            let mut body = preferences_1x();
+            body["date_format"] = format.into();
+            body["use_dark_mode"] = dark.clone();
+            let reply = app.post_auth(PREFERENCES, &sam, body).await;
+            reply.assert_success(200, "user preferences updated");
+            assert_eq!((&reply.body["data"]["date_format"], &reply.body["data"]["use_dark_mode"]), (&json!(format), &dark));
+        }
+        // 0.5's four alone keep the other two as they are.
+        let reply = app.post_auth(PREFERENCES, &sam,
+            json!({"timezone": "Europe/Paris", "weekm": false, "language": null, "imperial_units": false})).await;
+        reply.assert_success(200, "user preferences updated");
+        assert_eq!((&reply.body["data"]["date_format"], &reply.body["data"]["use_dark_mode"]), (&json!("MM/dd/yyyy"), &json!(true)));
+    }
+
+    async fn preferences_refusals(backend) {
+        let app = TestApp::new(&backend).await;
+        let sam = app.register("sam").await;
+        let mut bad: Vec<Value> = Vec::new();
+        for (key, value) in [
+            ("date_format", json!("dd.MM.yyyy")), ("date_format", json!("")), ("date_format", Value::Null),
+            ("date_format", json!(1)), ("use_dark_mode", json!("true")), ("use_dark_mode", json!(0)),
+            ("analysis_visibility", json!(false)), ("calories_visibility", Value::Null),
+            ("hr_visibility", json!(1)), ("map_visibility", json!(["private"])), ("media_visibility", json!({})),
+            ("workouts_visibility", json!(true)), ("missing_elevations_processing", json!(0)),
+            ("segments_creation_event", Value::Null), ("display_ascent", json!("true")),
+            ("hide_profile_in_users_directory", json!(1)), ("manually_approves_followers", Value::Null),
+            ("split_workout_charts", json!("false")), ("start_elevation_at_zero", json!(0)),
+            ("use_raw_gpx_speed", json!("no")),
+        ] {
+            let mut body = preferences_1x();
+            body[key] = value;
+            bad.push(body);
+        }
+        // The four 0.5 keys stay required.
+        for key in ["timezone", "weekm", "language", "imperial_units"] {
+            let mut body = preferences_1x();
+            body.as_object_mut().expect("object").remove(key);
+            bad.push(body);
+        }
+        for body in bad {
+            app.post_auth(PREFERENCES, &sam, body.clone()).await.assert_error(400, "invalid payload");
+        }
+        // Nothing was stored.
+        let profile = app.profile(&sam).await.body["data"].clone();
+        for (key, value) in new_user_1x().as_object().expect("object") {
+            assert_eq!(&profile[key], value, "{key}");
+        }
+        assert_eq!(profile["timezone"], "Europe/Paris");
+    }
+
+    async fn with_cookies_off_the_1x_preferences_are_ignored(backend) {
+        let app = TestApp::with(&backend, off).await;
+        let sam = app.register("sam").await;
+        let mut body = preferences_1x();
+        body["date_format"] = "dd.MM.yyyy".into();
+        body["use_dark_mode"] = "maybe".into();
+        body["display_ascent"] = 3.into();
+        app.post_auth(PREFERENCES, &sam, body).await.assert_success(200, "user preferences updated");
+        let stored = app.count("SELECT COUNT(*) AS n FROM users WHERE date_format = 'MM/dd/yyyy' AND use_dark_mode IS NULL").await;
+        assert_eq!(stored, 1);
+    }
 }

@@ -687,7 +687,7 @@ pub async fn set_locale(
     Ok(())
 }
 
-/// A user's preferences (FitTrackee's four).
+/// A user's preferences (FitTrackee's four, and the two of FitTrackee 1.x's that Stride keeps).
 #[derive(Debug, Clone)]
 pub struct Preferences {
     pub timezone: String,
@@ -695,6 +695,10 @@ pub struct Preferences {
     /// A language tag, or none.
     pub language: Option<String>,
     pub imperial_units: bool,
+    /// One of [`DATE_FORMATS`]; none keeps the stored one.
+    pub date_format: Option<&'static str>,
+    /// `Some(choice)` sets the dark mode (`Some(None)`: the browser's choice); none keeps it.
+    pub use_dark_mode: Option<Option<bool>>,
 }
 
 pub async fn update_preferences(
@@ -703,12 +707,17 @@ pub async fn update_preferences(
     preferences: &Preferences,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE users SET timezone = $1, weekm = $2, language = $3, imperial_units = $4 WHERE id = $5",
+        "UPDATE users SET timezone = $1, weekm = $2, language = $3, imperial_units = $4, \
+         date_format = COALESCE($5, date_format), \
+         use_dark_mode = CASE WHEN $6 THEN $7 ELSE use_dark_mode END WHERE id = $8",
     )
     .bind(&preferences.timezone)
     .bind(preferences.weekm)
     .bind(&preferences.language)
     .bind(preferences.imperial_units)
+    .bind(preferences.date_format)
+    .bind(preferences.use_dark_mode.is_some())
+    .bind(preferences.use_dark_mode.flatten())
     .bind(id)
     .execute(conn)
     .await?;

@@ -16,7 +16,7 @@ use rocket::{get, post, routes, State};
 use serde::Deserialize;
 use serde_json::Map;
 
-use crate::json::{field, nullable_string, parse_birth_date};
+use crate::json::{field, nullable_string, parse_birth_date, Preferences1x};
 
 pub fn stage() -> AdHoc {
     kernel::module(
@@ -240,18 +240,26 @@ async fn confirm_current(
 
 const CURRENT_MISSING: &str = "current password is missing";
 
+/// FitTrackee 0.5's four keys are required. With `cookies.enabled`, FitTrackee 1.x's others
+/// are read too ([`Preferences1x`]): `date_format` and `use_dark_mode` are kept, the rest
+/// only checked; without, they are ignored as FitTrackee 0.5 ignores them.
 #[post("/profile/edit/preferences", data = "<body>")]
 async fn edit_preferences(
     auth: AuthUser,
-    db: &State<Db>,
-    lifecycle: &State<Lifecycle>,
+    kernel: Services<'_>,
     body: Payload<Map<String, Value>>,
 ) -> ApiResult<Value> {
+    let Services { db, lifecycle, .. } = kernel;
     let body = body.0;
     let timezone: String = field(&body, "timezone")?;
     let weekm: bool = field(&body, "weekm")?;
     let imperial_units: bool = field(&body, "imperial_units")?;
     let language = nullable_string(&body, "language")?;
+    let more = if kernel.config.cookies.enabled {
+        Preferences1x::read(&body)?
+    } else {
+        Preferences1x::default()
+    };
 
     let mut lines = String::new();
     if let Err(line) = validate::timezone(&timezone) {
@@ -274,6 +282,8 @@ async fn edit_preferences(
         weekm,
         language,
         imperial_units,
+        date_format: more.date_format,
+        use_dark_mode: more.use_dark_mode,
     };
     let mut conn = db.acquire().await?;
     users::update_preferences(&mut conn, auth.user.id, &preferences).await?;
