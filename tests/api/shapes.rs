@@ -231,4 +231,35 @@ each_backend! {
         let stored = app.count("SELECT COUNT(*) AS n FROM users WHERE date_format = 'MM/dd/yyyy' AND use_dark_mode IS NULL").await;
         assert_eq!(stored, 1);
     }
+
+    async fn an_empty_profile_field_is_null(backend) {
+        let app = TestApp::new(&backend).await;
+        let sam = app.register("sam").await;
+        let path = "/api/auth/profile/edit";
+        let full = json!({"first_name": "Sam", "last_name": "Ré", "location": "Lyon", "bio": "runs", "birth_date": "1980-07-14"});
+        app.post_auth(path, &sam, full).await.assert_success(200, "user profile updated");
+        let reply = app.post_auth(path, &sam,
+            json!({"first_name": "", "last_name": "", "location": "", "bio": "", "birth_date": ""})).await;
+        reply.assert_success(200, "user profile updated");
+        for key in ["first_name", "last_name", "location", "bio", "birth_date"] {
+            assert_eq!(reply.body["data"][key], Value::Null, "{key}");
+        }
+        assert_eq!(app.count("SELECT COUNT(*) AS n FROM users WHERE first_name IS NULL AND last_name IS NULL \
+            AND location IS NULL AND bio IS NULL AND birth_date IS NULL").await, 1);
+        // A bad date is still refused.
+        app.post_auth(path, &sam, json!({"first_name": "", "last_name": "", "location": "", "bio": "", "birth_date": "14/07/1980"})).await
+            .assert_error(400, "birth_date: valid date (YYYY-MM-DD) required\n");
+    }
+
+    async fn with_cookies_off_an_empty_profile_field_is_kept(backend) {
+        let app = TestApp::with(&backend, off).await;
+        let sam = app.register("sam").await;
+        let reply = app.post_auth("/api/auth/profile/edit", &sam,
+            json!({"first_name": "", "last_name": "", "location": "", "bio": "", "birth_date": ""})).await;
+        reply.assert_success(200, "user profile updated");
+        for key in ["first_name", "last_name", "location", "bio"] {
+            assert_eq!(reply.body["data"][key], "", "{key}");
+        }
+        assert_eq!(reply.body["data"]["birth_date"], Value::Null);
+    }
 }

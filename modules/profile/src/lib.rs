@@ -92,10 +92,17 @@ async fn edit_profile(
         ..
     } = kernel;
     let body = body.0;
-    let first_name = nullable_string(&body, "first_name")?;
-    let last_name = nullable_string(&body, "last_name")?;
-    let location = nullable_string(&body, "location")?;
-    let bio = nullable_string(&body, "bio")?;
+    // FitTrackee 1.x's client sends "" for an empty field: with its shapes on, "" clears the
+    // key as null does (FitTrackee 0.5 keeps "" as sent, and so does Stride with them off).
+    let empty_is_null = config.cookies.enabled;
+    let text = |key: &str| -> Result<Option<String>, ApiError> {
+        let value = nullable_string(&body, key)?;
+        Ok(value.filter(|v| !(empty_is_null && v.is_empty())))
+    };
+    let first_name = text("first_name")?;
+    let last_name = text("last_name")?;
+    let location = text("location")?;
+    let bio = text("bio")?;
     let birth_date = nullable_string(&body, "birth_date")?;
     let password = match body.get("password") {
         None | Some(Value::Null) => None,
