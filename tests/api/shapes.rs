@@ -5,7 +5,7 @@
 use rocket::figment::Figment;
 use serde_json::{json, Value};
 
-use crate::helpers::{each_backend, TestApp};
+use crate::helpers::{each_backend, Mail, TestApp, PASSWORD};
 
 fn off(f: Figment) -> Figment {
     f.merge(("cookies.enabled", false))
@@ -261,5 +261,63 @@ each_backend! {
             assert_eq!(reply.body["data"][key], "", "{key}");
         }
         assert_eq!(reply.body["data"]["birth_date"], Value::Null);
+    }
+
+    async fn registration_without_password_conf(backend) {
+        let app = TestApp::with(&backend, |f| f.merge(("registration.per_client", 1000))).await;
+        let reply = app.post("/api/auth/register", json!({"username": "sam", "email": "sam@example.com",
+            "password": PASSWORD, "accepted_policy": true, "language": "en", "timezone": "Europe/Paris"})).await;
+        assert_eq!(reply.status.code, 201, "{}", reply.body);
+        app.login("sam@example.com", PASSWORD).await.assert_success(200, "successfully logged in");
+        // Sent, it is checked.
+        app.post("/api/auth/register", json!({"username": "kim", "email": "kim@example.com",
+            "password": PASSWORD, "password_conf": "something else"})).await
+            .assert_error(400, "password: password and password confirmation do not match\n");
+        app.post("/api/auth/register", json!({"username": "kim", "email": "kim@example.com",
+            "password": PASSWORD, "password_conf": 1})).await
+            .assert_error(400, "invalid payload");
+        assert_eq!(app.count("SELECT COUNT(*) AS n FROM users").await, 1);
+    }
+
+    async fn with_cookies_off_registration_needs_password_conf(backend) {
+        let app = TestApp::with(&backend, off).await;
+        app.post("/api/auth/register", json!({"username": "sam", "email": "sam@example.com", "password": PASSWORD})).await
+            .assert_error(400, "invalid payload");
+        app.post("/api/auth/register", json!({"username": "sam", "email": "sam@example.com", "password": PASSWORD,
+            "password_conf": null})).await
+            .assert_error(400, "invalid payload");
+        assert_eq!(app.count("SELECT COUNT(*) AS n FROM users").await, 0);
+    }
+
+    async fn password_update_without_password_conf(backend) {
+        let mail = Mail::new();
+        let app = TestApp::with_mail(&backend, &mail, |f| f).await;
+        app.register("sam").await;
+        app.post("/api/auth/password/reset-request", json!({"email": "sam@example.com"})).await
+            .assert_success(200, "password reset request processed");
+        let token = mail.links("sam@example.com", "/password-reset", 1).await.pop().expect("a reset link");
+        // Sent, it is checked, after the token.
+        app.post("/api/auth/password/update", json!({"token": token, "password": "a fresh passphrase",
+            "password_conf": "another passphrase"})).await
+            .assert_error(400, "password: password and password confirmation do not match\n");
+        app.post("/api/auth/password/update", json!({"token": "nope", "password": "a fresh passphrase"})).await
+            .assert_error(401, "invalid token, please request a new token");
+        app.post("/api/auth/password/update", json!({"token": token, "password": "a fresh passphrase"})).await
+            .assert_success(200, "password updated");
+        app.login("sam@example.com", "a fresh passphrase").await.assert_success(200, "successfully logged in");
+    }
+
+    async fn with_cookies_off_password_update_needs_password_conf(backend) {
+        let mail = Mail::new();
+        let app = TestApp::with_mail(&backend, &mail, off).await;
+        app.register("sam").await;
+        app.post("/api/auth/password/reset-request", json!({"email": "sam@example.com"})).await
+            .assert_success(200, "password reset request processed");
+        let token = mail.links("sam@example.com", "/password-reset", 1).await.pop().expect("a reset link");
+        app.post("/api/auth/password/update", json!({"token": token, "password": "a fresh passphrase"})).await
+            .assert_error(400, "invalid payload");
+        app.post("/api/auth/password/update", json!({"token": token, "password": "a fresh passphrase",
+            "password_conf": "a fresh passphrase"})).await
+            .assert_success(200, "password updated");
     }
 }
