@@ -320,4 +320,90 @@ each_backend! {
             "password_conf": "a fresh passphrase"})).await
             .assert_success(200, "password updated");
     }
+
+    async fn the_config_carries_the_1x_keys(backend) {
+        let app = TestApp::new(&backend).await;
+        let data = app.get("/api/config", None).await.body["data"].clone();
+        assert_eq!(keys(&data), ["about", "admin_contact", "elevation_services", "file_limit_import",
+            "file_sync_limit_import", "global_map_workouts_limit", "gpx_limit_import", "is_email_sending_enabled",
+            "is_registration_enabled", "map_attribution", "max_image_size", "max_single_file_size", "max_users",
+            "max_zip_file_size", "privacy_policy", "privacy_policy_date", "stats_workouts_limit", "version",
+            "weather_provider"]);
+        let expected = json!({
+            "about": null, "admin_contact": null, "privacy_policy": null, "privacy_policy_date": null,
+            "elevation_services": {"open_elevation": false, "valhalla": false}, "weather_provider": null,
+            "file_limit_import": 10, "file_sync_limit_import": 10, "gpx_limit_import": 10,
+            "max_image_size": 1_048_576, "max_single_file_size": 1_048_576,
+            "stats_workouts_limit": 10_000, "global_map_workouts_limit": 10_000, "is_email_sending_enabled": true,
+        });
+        for (key, value) in expected.as_object().expect("object") {
+            assert_eq!(&data[key], value, "{key}");
+        }
+    }
+
+    async fn with_cookies_off_the_config_is_05s(backend) {
+        let app = TestApp::with(&backend, off).await;
+        let data = app.get("/api/config", None).await.body["data"].clone();
+        assert_eq!(keys(&data), ["gpx_limit_import", "is_email_sending_enabled", "is_registration_enabled",
+            "map_attribution", "max_single_file_size", "max_users", "max_zip_file_size", "version"]);
+        // 1.x's keys are ignored, unchecked.
+        let admin = app.admin("admin").await;
+        app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"max_image_size": 2048}"#)).await
+            .assert_error(400, "invalid payload");
+        let reply = app.send("PATCH", "/api/config", Some(&admin),
+            Some(r#"{"max_users": 3, "max_image_size": "big", "file_limit_import": 2, "about": 1}"#)).await;
+        assert_eq!(reply.status.code, 200, "{}", reply.body);
+        let data = &reply.body["data"];
+        assert_eq!((data["max_users"].as_i64(), data["max_single_file_size"].as_i64()), (Some(3), Some(1_048_576)));
+        assert_eq!(data["gpx_limit_import"], 10);
+        assert!(data.get("max_image_size").is_none());
+    }
+
+    async fn the_1x_admin_form_patches_the_config(backend) {
+        let app = TestApp::new(&backend).await;
+        let admin = app.admin("admin").await;
+        // As FitTrackee 1.3.6's admin form sends it: max_image_size is the pictures limit.
+        let form = json!({"admin_contact": "admin@example.com", "max_users": 20, "max_image_size": 2_097_152,
+            "max_single_file_size": 1_048_576, "max_zip_file_size": 10_485_760, "file_limit_import": 5,
+            "file_sync_limit_import": 7, "about": "An instance", "privacy_policy": null,
+            "stats_workouts_limit": 500, "global_map_workouts_limit": 600});
+        let reply = app.send("PATCH", "/api/config", Some(&admin), Some(&form.to_string())).await;
+        assert_eq!(reply.status.code, 200, "{}", reply.body);
+        let data = reply.body["data"].clone();
+        assert_eq!((data["max_image_size"].as_i64(), data["max_single_file_size"].as_i64()), (Some(2_097_152), Some(2_097_152)));
+        assert_eq!((data["file_limit_import"].as_i64(), data["gpx_limit_import"].as_i64()), (Some(5), Some(5)));
+        assert_eq!(data["file_sync_limit_import"], 5);
+        assert_eq!(data["max_users"], 20);
+        // What Stride has no use for is dropped.
+        assert_eq!((&data["about"], &data["admin_contact"]), (&Value::Null, &Value::Null));
+        assert_eq!(data["stats_workouts_limit"], 10_000);
+        assert_eq!(app.get("/api/config", None).await.body["data"], data);
+        // Any one of the form's keys is a change; the registration switch stays Stride's.
+        let reply = app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"about": "x"}"#)).await;
+        assert_eq!(reply.status.code, 200, "{}", reply.body);
+        let reply = app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"is_registration_enabled": false}"#)).await;
+        assert_eq!(reply.body["data"]["is_registration_enabled"], false);
+        let reply = app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"max_image_size": 4096}"#)).await;
+        assert_eq!(reply.body["data"]["max_single_file_size"], 4096);
+    }
+
+    async fn the_1x_admin_form_refusals(backend) {
+        let app = TestApp::new(&backend).await;
+        let admin = app.admin("admin").await;
+        for body in [r#"{"max_image_size": "2048"}"#, r#"{"max_image_size": 1.5}"#, r#"{"max_image_size": null}"#,
+                     r#"{"file_limit_import": "5"}"#, r#"{"file_sync_limit_import": true}"#,
+                     r#"{"stats_workouts_limit": "10"}"#, r#"{"global_map_workouts_limit": []}"#,
+                     r#"{"about": 1}"#, r#"{"admin_contact": false}"#, r#"{"privacy_policy": {}}"#,
+                     r#"{"max_users": 3, "about": 1}"#] {
+            app.send("PATCH", "/api/config", Some(&admin), Some(body)).await.assert_error(400, "invalid payload");
+        }
+        app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"max_image_size": 0}"#)).await
+            .assert_error(400, "Max. size of uploaded files must be greater than 0\n");
+        app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"file_limit_import": 0}"#)).await
+            .assert_error(400, "Max. files in a zip archive must be greater than 0\n");
+        app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"max_image_size": 20000000}"#)).await
+            .assert_error(400, "Max. size of zip archive must be equal or greater than max. size of uploaded files\n");
+        let data = app.get("/api/config", None).await.body["data"].clone();
+        assert_eq!((data["max_users"].as_i64(), data["max_image_size"].as_i64()), (Some(0), Some(1_048_576)));
+    }
 }
