@@ -406,4 +406,20 @@ each_backend! {
         let data = app.get("/api/config", None).await.body["data"].clone();
         assert_eq!((data["max_users"].as_i64(), data["max_image_size"].as_i64()), (Some(0), Some(1_048_576)));
     }
+
+    async fn timezones(backend) {
+        for cookies in [true, false] {
+            let app = TestApp::with(&backend, |f| f.merge(("cookies.enabled", cookies))).await;
+            let reply = app.get("/api/auth/timezones", None).await;
+            assert_eq!(reply.status.code, 200, "{}", reply.body);
+            assert_eq!(keys(&reply.body), ["status", "timezones"]);
+            assert_eq!(reply.body["status"], "success");
+            let names: Vec<&str> = reply.body["timezones"].as_array().expect("a list")
+                .iter().map(|n| n.as_str().expect("a name")).collect();
+            assert!(names.len() > 500, "{}", names.len());
+            for name in ["Europe/Paris", "America/New_York", "UTC", "Asia/Kolkata"] {
+                assert!(names.contains(&name), "{name}");
+            }
+        }
+    }
 }

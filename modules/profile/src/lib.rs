@@ -1,7 +1,12 @@
 //! The user's own profile: `GET /api/auth/profile`, `POST /api/auth/profile/edit`,
-//! `POST /api/auth/profile/edit/preferences`.
+//! `POST /api/auth/profile/edit/preferences`, and the time zones the preferences offer
+//! (`GET /api/auth/timezones`).
+//!
+//! With `cookies.enabled` (docs/users-api.md, "FitTrackee 1.x's keys"), FitTrackee 1.x's web
+//! client is served as it calls: `""` clears a profile key, the preferences take its 20 keys.
 
 mod json;
+mod timezones;
 
 use kernel::auth::Read;
 use kernel::config::Section;
@@ -25,7 +30,12 @@ pub fn stage() -> AdHoc {
                 .manage(config)
                 .mount(
                     "/api/auth",
-                    routes![profile, edit_profile, edit_preferences],
+                    routes![
+                        profile,
+                        edit_profile,
+                        edit_preferences,
+                        timezones::timezones
+                    ],
                 )
                 .describe(include_str!("../openapi.json"))
         },
