@@ -33,5 +33,6 @@ mod profile;
 mod register;
 mod robustness;
 mod sessions;
+mod shapes;
 mod throttle;
 mod users;

@@ -165,6 +165,10 @@ async fn try_prepare(
     let initial = rocket
         .state::<settings::InitialSettings>()
         .ok_or("the initial settings are not managed")?;
+    rocket
+        .state::<Lifecycle>()
+        .ok_or("the lifecycle hooks are not managed")?
+        .serve_1x_keys(config.cookies.enabled);
     settings::initialise(&mut conn, initial)
         .await
         .map_err(|e| format!("instance settings: {e}"))?;

@@ -85,8 +85,8 @@ struct Registration {
     username: String,
     email: String,
     password: String,
-    /// Required unless new accounts are confirmed by email (FitTrackee 1.x's client does not
-    /// send it); checked whenever it is sent.
+    /// Required unless new accounts are confirmed by email or FitTrackee 1.x's shapes are on
+    /// (`cookies.enabled`: its client does not send it); checked whenever it is sent.
     password_conf: Option<String>,
     /// FitTrackee 1.x's client sends the browser's language and time zone: kept as the
     /// preferences keep them.
@@ -143,10 +143,11 @@ async fn create(
     // With email confirmation (lifecycle.rs), FitTrackee 0.6+'s answers: 200 and no session,
     // the same whether the address is new or taken.
     let confirmation = lifecycle.confirmation();
+    let optional = confirmation.is_some() || config.cookies.enabled;
     let Some(confirm) = form
         .password_conf
         .as_deref()
-        .or(confirmation.map(|_| form.password.as_str()))
+        .or(optional.then_some(form.password.as_str()))
     else {
         return Err(ApiError::invalid_payload());
     };
