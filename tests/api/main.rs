@@ -14,6 +14,7 @@ mod admin_actions;
 mod attenuation;
 mod boundaries;
 mod config;
+mod cookies;
 #[cfg(feature = "accounts")]
 mod email_change;
 #[cfg(feature = "accounts")]
@@ -32,5 +33,6 @@ mod profile;
 mod register;
 mod robustness;
 mod sessions;
+mod shapes;
 mod throttle;
 mod users;

@@ -125,6 +125,7 @@ fn assert_well_formed(doc: &Value) {
             "{reference} points nowhere"
         );
     }
+    let cookies = doc["components"]["securitySchemes"]["cookie"].is_object();
     let mut ids = BTreeSet::new();
     for ((method, path), operation) in operations(doc) {
         let at = format!("{method} {path}");
@@ -151,13 +152,20 @@ fn assert_well_formed(doc: &Value) {
             .collect();
         let declared = declared_parameters(operation, "path");
         assert_eq!(in_path, declared, "{at}: path parameters");
-        // Authenticated operations name the bearer scheme and describe its 401.
+        // Authenticated operations name the bearer scheme, and (cookies are on by default)
+        // the browser's cookie, with the CSRF header where they change something; and
+        // describe their 401.
         if operation.get("security").is_some() {
-            assert_eq!(
-                operation["security"],
-                serde_json::json!([{"bearer": []}]),
-                "{at}"
-            );
+            let changes = !matches!(method.as_str(), "get" | "head" | "options")
+                || operation["x-changes"] == true;
+            let expected = if !cookies {
+                serde_json::json!([{"bearer": []}])
+            } else if changes {
+                serde_json::json!([{"bearer": []}, {"cookie": [], "csrf": []}])
+            } else {
+                serde_json::json!([{"bearer": []}, {"cookie": []}])
+            };
+            assert_eq!(operation["security"], expected, "{at}");
             assert!(responses.contains_key("401"), "{at}: no 401");
         }
     }
@@ -210,6 +218,24 @@ each_backend! {
         for tag in MODULES.iter().map(|m| m.replace('_', " ")) {
             assert!(operations(&doc).any(|(_, op)| op["tags"][0] == tag.as_str()), "{tag}");
         }
+    }
+
+    async fn the_cookie_scheme_is_described_while_cookies_are_on(backend) {
+        let on = document(&TestApp::new(&backend).await).await;
+        let schemes = &on["components"]["securitySchemes"];
+        assert_eq!(schemes["cookie"]["in"], "cookie");
+        assert_eq!(schemes["cookie"]["name"], "access_token_cookie");
+        assert_eq!(schemes["csrf"]["in"], "header");
+        assert_eq!(schemes["csrf"]["name"], "X-CSRF-TOKEN");
+        let logout = &on["paths"]["/api/auth/logout"];
+        let with_csrf = serde_json::json!([{"bearer": []}, {"cookie": [], "csrf": []}]);
+        assert_eq!(logout["get"]["security"], with_csrf, "a logout's GET changes something");
+        assert_eq!(logout["post"]["security"], with_csrf);
+        assert_eq!(on["paths"]["/api/auth/profile"]["get"]["security"], serde_json::json!([{"bearer": []}, {"cookie": []}]));
+        let off = document(&TestApp::with(&backend, |f| f.merge(("cookies.enabled", false))).await).await;
+        assert_well_formed(&off);
+        assert!(off["components"]["securitySchemes"].get("cookie").is_none());
+        assert_eq!(off["paths"]["/api/auth/logout"]["post"]["security"], serde_json::json!([{"bearer": []}]));
     }
 
     async fn a_module_switched_off_is_not_described(backend) {

@@ -22,9 +22,12 @@ fn is_http_date(value: &Value) -> bool {
 }
 
 each_backend! {
-    // FitTrackee 0.5's keys; the account lifecycle adds three (tests/api/accounts.rs).
+    // FitTrackee 0.5's keys; the account lifecycle adds three (tests/api/accounts.rs), cookies
+    // on FitTrackee 1.x's (tests/api/shapes.rs).
     async fn a_new_profile_has_every_key(backend) {
-        let app = TestApp::with(&backend, |f| f.merge(("modules.accounts", false))).await;
+        let app = TestApp::with(&backend, |f| {
+            f.merge(("modules.accounts", false)).merge(("cookies.enabled", false))
+        }).await;
         let token = app.register("sam").await;
         let reply = app.profile(&token).await;
         assert_eq!(reply.status.code, 200);

@@ -1,6 +1,6 @@
 //! The in-process server of a test, and its answers.
 
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::{ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use rocket_db_pools::Database;
 use serde_json::{json, Value};
@@ -73,7 +73,11 @@ impl TestApp {
     /// A server on an existing test database (to restart one, or run two on one database).
     pub async fn on(db: TestDb, tweak: impl FnOnce(Figment) -> Figment) -> TestApp {
         let rocket = stride::build(tweak(figment(&db)));
-        let client = Client::tracked(rocket).await.expect("a valid test server");
+        // Untracked: the client keeps no cookie between requests, as a Bearer client (0.5's)
+        // does; a browser's cookies are sent explicitly (tests/api/cookies.rs).
+        let client = Client::untracked(rocket)
+            .await
+            .expect("a valid test server");
         TestApp { client, db }
     }
 
@@ -224,6 +228,15 @@ impl TestApp {
         let method = method.parse().expect("an HTTP method");
         let mut request = self.client.req(method, path.to_owned());
         for (name, value) in headers {
+            // Rocket's local client reads cookies from its own jar, not from a `Cookie` header.
+            if name.eq_ignore_ascii_case("Cookie") {
+                for pair in value.split(';') {
+                    if let Some((n, v)) = pair.trim().split_once('=') {
+                        request = request.cookie(Cookie::new(n.to_owned(), v.to_owned()));
+                    }
+                }
+                continue;
+            }
             request = request.header(Header::new(name.to_string(), value.to_string()));
         }
         if let Some(body) = body {

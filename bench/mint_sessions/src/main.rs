@@ -84,7 +84,8 @@ async fn run() -> Result<(), String> {
             let user = ids[(i * step) % ids.len()];
             let token = auth::open(&mut tx, keys, config, user, &agent)
                 .await
-                .map_err(|e| format!("{e:?}"))?;
+                .map_err(|e| format!("{e:?}"))?
+                .token;
             tokens.push(token);
         }
         tx.commit().await.map_err(|e| e.to_string())?;

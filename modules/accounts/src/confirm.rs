@@ -2,7 +2,8 @@
 //! `SignUpConfirmation` hook), `POST /api/auth/account/confirm` and
 //! `POST /api/auth/account/resend-confirmation`.
 
-use kernel::auth::UserAgent;
+use kernel::auth::{Opened, UserAgent};
+use kernel::cookies::Browser;
 use kernel::error::Failure;
 use kernel::language::{duration_in_words, Language};
 use kernel::lifecycle::SignUpConfirmation;
@@ -83,7 +84,7 @@ pub async fn confirm(
     kernel: Services<'_>,
     token: &str,
     session: Option<&UserAgent>,
-) -> Result<(User, Option<String>), Refusal> {
+) -> Result<(User, Option<Opened>), Refusal> {
     let mut tx = kernel::db::begin_write(kernel.db).await?;
     // Read again in the writer's turn: a racing use of the token or a change of the account
     // decides here.
@@ -98,13 +99,13 @@ pub async fn confirm(
     let user = users::by_id(&mut tx, user_id)
         .await?
         .ok_or(Refusal::InvalidToken)?;
-    let session_token = match session {
+    let opened = match session {
         Some(agent) => Some(auth::open(&mut tx, kernel.keys, kernel.config, user_id, agent).await?),
         None => None,
     };
     tx.commit().await?;
     tracing::info!(user_id, "account confirmed");
-    Ok((user, session_token))
+    Ok((user, opened))
 }
 
 #[derive(Deserialize)]
@@ -116,13 +117,20 @@ struct TokenBody {
 async fn confirm_account(
     kernel: Services<'_>,
     caller: Caller,
+    browser: Browser<'_>,
     body: Payload<TokenBody>,
 ) -> ApiResult<Value> {
     match confirm(kernel, &body.0.token, Some(&caller.agent)).await {
-        Ok((_, token)) => Ok(json!({
+        // A browser gets the session in its cookies only: no token in JSON, where any script
+        // of the page could read it (docs/browser-sessions.md, "Opening, refreshing, ending").
+        Ok((_, Some(session))) if browser.open(&session) => Ok(json!({
             "status": "success",
             "message": "account confirmation successful",
-            "auth_token": token,
+        })),
+        Ok((_, session)) => Ok(json!({
+            "status": "success",
+            "message": "account confirmation successful",
+            "auth_token": session.map(|s| s.token),
         })),
         Err(Refusal::InvalidToken | Refusal::Taken) => Err(ApiError::bad_request(INVALID_TOKEN)),
         Err(Refusal::Internal(e)) => Err(e),

@@ -236,10 +236,14 @@ impl Fairing for Builder {
         let pictures = rocket
             .state::<kernel::Lifecycle>()
             .and_then(|l| l.pictures());
+        let keys_1x = rocket
+            .state::<kernel::Config>()
+            .is_some_and(|c| c.cookies.enabled);
         let job = Job {
             pool: (**db).clone(),
             mailer: mailer.clone(),
             pictures,
+            keys_1x,
         };
         let task = tokio::spawn(run(job, self.wake.clone(), rocket.shutdown()));
         if let Ok(mut slot) = self.task.lock() {
@@ -263,6 +267,8 @@ pub struct Job {
     pub pool: AnyPool,
     pub mailer: Mailer,
     pub pictures: Option<Arc<dyn PictureSource>>,
+    /// The profile carries FitTrackee 1.x's keys, as the API gives it (`cookies.enabled`).
+    pub keys_1x: bool,
 }
 
 async fn run(job: Job, wake: Wake, shutdown: Shutdown) {
@@ -372,8 +378,12 @@ async fn read_contents(
     let json = |value: &Value| {
         serde_json::to_vec_pretty(value).map_err(|e| Failure::new("export JSON", e))
     };
+    let mut profile = user.to_json_with_lifecycle();
+    if job.keys_1x {
+        user.add_1x_keys(&mut profile);
+    }
     Ok(Some(Contents {
-        profile: json(&user.to_json_with_lifecycle())?,
+        profile: json(&profile)?,
         sessions: json(&Value::Array(sessions))?,
         picture,
         user,

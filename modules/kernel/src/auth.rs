@@ -2,6 +2,10 @@
 //! token at once on every instance sharing the database. The token names its row; the
 //! `AuthUser` guard reads the row and the user in one query. The sessions store (open, list,
 //! close) is here too: the guard and the store are one table's room.
+//!
+//! A request is judged by one credential: its `Authorization` header when it has one (Bearer
+//! tokens), else, with `cookies.enabled`, the browser's session cookie and its CSRF header
+//! ([`crate::cookies`], docs/browser-sessions.md). Both name the same session row.
 
 use std::marker::PhantomData;
 
@@ -11,6 +15,7 @@ use rocket_db_pools::Database;
 use sqlx::{AnyConnection, Row};
 
 use crate::config::Config;
+use crate::cookies::{self, Jar, Live, Plan};
 use crate::db::{now, Db};
 use crate::error::ApiError;
 use crate::tokens::{canonical_path, Rejection, RequestFacts, TokenKeys, Verified};
@@ -50,14 +55,24 @@ impl<'r> FromRequest<'r> for UserAgent {
     }
 }
 
-/// Opens a session for a user and returns its token.
+/// A session just opened: its Bearer token, and what a browser's cookie needs
+/// ([`crate::cookies::Browser::open`]).
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub token: String,
+    pub user_id: i64,
+    pub session_id: String,
+    pub expires_at: i64,
+}
+
+/// Opens a session for a user.
 pub async fn open(
     conn: &mut AnyConnection,
     keys: &TokenKeys,
     config: &Config,
     user_id: i64,
     agent: &UserAgent,
-) -> Result<String, ApiError> {
+) -> Result<Opened, ApiError> {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|e| ApiError::internal("no OS randomness", e))?;
     let id = hex::encode(id);
@@ -81,8 +96,36 @@ pub async fn open(
     .bind(agent.0.as_deref())
     .execute(conn)
     .await?;
-    keys.mint(user_id, &id, expires_at)
-        .map_err(|e| ApiError::internal("minting a session token", e))
+    let token = keys
+        .mint(user_id, &id, expires_at)
+        .map_err(|e| ApiError::internal("minting a session token", e))?;
+    Ok(Opened {
+        token,
+        user_id,
+        session_id: id,
+        expires_at,
+    })
+}
+
+/// Whether a session is open and its user active (what the guard's query asks, without the
+/// user): the cookie's refresh asks it again after a request that may have ended the session.
+pub async fn is_live(
+    db: &Db,
+    session_id: &str,
+    user_id: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT 1 AS live FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 AND u.state = $4",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(now)
+    .bind(crate::users::AccountState::Active.as_str())
+    .fetch_optional(&***db)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// Ends one session.
@@ -176,6 +219,9 @@ pub async fn close_all(
 pub trait Access: Send + Sync + 'static {
     /// The `operation` fact, or None when only a token as minted may use the route.
     const OPERATION: Option<&'static str>;
+    /// The route changes something whatever its HTTP method: a browser's cookie request needs
+    /// the CSRF header even on a GET.
+    const CHANGES: bool;
 }
 
 /// Reads the account and changes nothing: `operation("read")`.
@@ -186,18 +232,29 @@ pub struct Write;
 /// only a token as minted, never a narrowed one, so that a narrowed token can never give its
 /// holder a broader one.
 pub struct Manage;
+/// Ends the session making the request (a logout), whatever the HTTP method: as [`Manage`],
+/// and a change even on a GET.
+pub struct End;
 
 impl Access for Read {
     const OPERATION: Option<&'static str> = Some("read");
+    const CHANGES: bool = false;
 }
 impl Access for Write {
     const OPERATION: Option<&'static str> = Some("write");
+    const CHANGES: bool = true;
 }
 impl Access for Manage {
     const OPERATION: Option<&'static str> = None;
+    const CHANGES: bool = false;
+}
+impl Access for End {
+    const OPERATION: Option<&'static str> = None;
+    const CHANGES: bool = true;
 }
 
-/// The user behind a valid `Authorization: Bearer` session token, for a route that does `A`.
+/// The user behind a valid `Authorization: Bearer` session token, or a browser's session
+/// cookie with its CSRF header, for a route that does `A`.
 ///
 /// Put it before any `Connection<Db>` in a handler's parameters: it borrows a pooled connection
 /// for its one query and gives it back before the handler takes one: a handler that held one
@@ -208,6 +265,8 @@ pub struct AuthUser<A: Access = Write> {
     pub session_id: String,
     /// The token was narrowed by its holder: changes of credentials ask for the password.
     pub narrowed: bool,
+    /// The request came with the browser's session cookie (not a Bearer token).
+    pub by_cookie: bool,
     access: PhantomData<A>,
 }
 
@@ -238,14 +297,137 @@ fn rejected(rejection: Rejection) -> ApiError {
     }
 }
 
+/// The credential that judges the request: its `Authorization` header, else the cookie.
+async fn authenticate<A: Access>(request: &Request<'_>) -> Result<AuthUser<A>, ApiError> {
+    let rocket = request.rocket();
+    let (Some(keys), Some(config)) = (rocket.state::<TokenKeys>(), rocket.state::<Config>()) else {
+        return Err(ApiError::internal(
+            "auth guard",
+            "the kernel's state is not managed",
+        ));
+    };
+    if cookies::judges(request, config) {
+        by_cookie::<A>(request, keys).await
+    } else {
+        by_bearer::<A>(request, keys).await
+    }
+}
+
+/// The session's row and its user, in one query: only an active account's sessions work (a
+/// deactivated account's are also ended).
+async fn session_row(
+    request: &Request<'_>,
+    session_id: &str,
+    user_id: i64,
+    now: i64,
+) -> Result<Option<sqlx::any::AnyRow>, ApiError> {
+    let db = Db::fetch(request.rocket())
+        .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
+    let sql = format!(
+        "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at, \
+         s.expires_at AS session_expires_at FROM sessions s \
+         JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 \
+         AND u.state = $4"
+    );
+    Ok(sqlx::query(&sql)
+        .bind(session_id)
+        .bind(user_id)
+        .bind(now)
+        .bind(crate::users::AccountState::Active.as_str())
+        .fetch_optional(&***db)
+        .await?)
+}
+
+/// "Last used" is kept to the minute: one small write a minute per session, not one per
+/// request.
+async fn touch(
+    request: &Request<'_>,
+    row: &sqlx::any::AnyRow,
+    session_id: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let last_used: i64 = row.try_get("session_last_used_at")?;
+    if now - last_used >= LAST_USED_PRECISION {
+        let db = Db::fetch(request.rocket())
+            .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
+        sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(session_id)
+            .execute(&***db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The cookie path (docs/browser-sessions.md, "Checks and answers on the cookie path"), in
+/// this order: a cookie; a cookie token of ours, unexpired; for a request that changes
+/// something, the session's CSRF value in the header (before any query); the session row.
+/// Every refusal is the same 401; the response clears the cookies unless the CSRF check
+/// failed (a forged request must not log anyone out).
+async fn by_cookie<A: Access>(
+    request: &Request<'_>,
+    keys: &TokenKeys,
+) -> Result<AuthUser<A>, ApiError> {
+    let refused = || ApiError::unauthorized(PROVIDE_TOKEN);
+    let jar = Jar::of(request);
+    let cookie = request
+        .cookies()
+        .get(cookies::ACCESS_COOKIE)
+        .map(|c| c.value());
+    let Some(token) = cookie.filter(|t| !t.is_empty()) else {
+        if request.cookies().get(cookies::CSRF_COOKIE).is_some() {
+            jar.plan(Plan::ClearCsrf);
+        }
+        return Err(refused());
+    };
+    let now = now();
+    let claims = match keys.verify_cookie(token) {
+        Ok(claims) if !claims.expired(now) => claims,
+        _ => {
+            jar.plan(Plan::ClearBoth);
+            return Err(refused());
+        }
+    };
+    let changing = cookies::changing(request.method(), A::CHANGES);
+    if changing {
+        let presented = request
+            .headers()
+            .get_one(cookies::CSRF_HEADER)
+            .unwrap_or("");
+        if !keys.csrf_matches(&claims.session_id, presented) {
+            return Err(refused());
+        }
+    }
+    let Some(row) = session_row(request, &claims.session_id, claims.user_id, now).await? else {
+        jar.plan(Plan::ClearBoth);
+        return Err(refused());
+    };
+    let user = User::from_row(&row)?;
+    touch(request, &row, &claims.session_id, now).await?;
+    jar.plan(Plan::Refresh {
+        live: Live {
+            user_id: claims.user_id,
+            session_id: claims.session_id.clone(),
+            session_expires_at: row.try_get("session_expires_at")?,
+        },
+        recheck: changing,
+    });
+    Ok(AuthUser {
+        user,
+        session_id: claims.session_id,
+        narrowed: false,
+        by_cookie: true,
+        access: PhantomData,
+    })
+}
+
 /// Signature and authority block first; then the session row (a dead or expired session ends
 /// here, before any Datalog its holder wrote runs); then, for a narrowed token, its checks.
-async fn authenticate<A: Access>(request: &Request<'_>) -> Result<AuthUser<A>, ApiError> {
+async fn by_bearer<A: Access>(
+    request: &Request<'_>,
+    keys: &TokenKeys,
+) -> Result<AuthUser<A>, ApiError> {
     let token = bearer(request).ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
-    let keys = request
-        .rocket()
-        .state::<TokenKeys>()
-        .ok_or_else(|| ApiError::internal("auth guard", "token keys are not managed"))?;
     let (claims, narrowed) = match keys.verify(token).await.map_err(rejected)? {
         Verified::Plain(claims) => (claims, None),
         Verified::Narrowed(claims, narrowed) => (claims, Some(narrowed)),
@@ -254,22 +436,9 @@ async fn authenticate<A: Access>(request: &Request<'_>) -> Result<AuthUser<A>, A
     if claims.expired(now) {
         return Err(rejected(Rejection::Expired));
     }
-    let db = Db::fetch(request.rocket())
-        .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
-    let sql = format!(
-        "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at FROM sessions s \
-         JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 \
-         AND u.state = $4"
-    );
-    // Only an active account's sessions work (a deactivated account's are also ended).
-    let row = sqlx::query(&sql)
-        .bind(&claims.session_id)
-        .bind(claims.user_id)
-        .bind(now)
-        .bind(crate::users::AccountState::Active.as_str())
-        .fetch_optional(&***db)
-        .await?;
-    let row = row.ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
+    let row = session_row(request, &claims.session_id, claims.user_id, now)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
     let user = User::from_row(&row)?;
     let is_narrowed = narrowed.is_some();
     if let Some(narrowed) = narrowed {
@@ -286,20 +455,12 @@ async fn authenticate<A: Access>(request: &Request<'_>) -> Result<AuthUser<A>, A
         };
         keys.authorize(narrowed, &facts).await.map_err(rejected)?;
     }
-    // "Last used" is kept to the minute: one small write a minute per session, not one per
-    // request.
-    let last_used: i64 = row.try_get("session_last_used_at")?;
-    if now - last_used >= LAST_USED_PRECISION {
-        sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(&claims.session_id)
-            .execute(&***db)
-            .await?;
-    }
+    touch(request, &row, &claims.session_id, now).await?;
     Ok(AuthUser {
         user,
         session_id: claims.session_id,
         narrowed: is_narrowed,
+        by_cookie: false,
         access: PhantomData,
     })
 }

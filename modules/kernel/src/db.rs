@@ -260,6 +260,14 @@ pub fn get_bool(row: &AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     }
 }
 
+/// A nullable boolean column, read as `get_bool` reads one.
+pub fn get_optional_bool(row: &AnyRow, column: &str) -> Result<Option<bool>, sqlx::Error> {
+    match row.try_get::<Option<bool>, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(row.try_get::<Option<i64>, _>(column)?.map(|v| v != 0)),
+    }
+}
+
 /// Instants are stored as Unix seconds: `Any` has no date types.
 pub fn now() -> i64 {
     SystemTime::now()

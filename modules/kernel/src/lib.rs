@@ -11,6 +11,7 @@ pub mod address;
 pub mod auth;
 pub mod background;
 pub mod config;
+pub mod cookies;
 pub mod dates;
 pub mod db;
 pub mod error;
@@ -67,6 +68,7 @@ pub fn stage() -> AdHoc {
         let rocket = rocket
             .attach(shield)
             .attach(requests::Requests)
+            .attach(cookies::fairing())
             .attach(Db::init())
             .attach(rocket_dyn_templates::Template::fairing())
             .attach(AdHoc::try_on_ignite("Stride kernel state", prepare))
@@ -163,6 +165,10 @@ async fn try_prepare(
     let initial = rocket
         .state::<settings::InitialSettings>()
         .ok_or("the initial settings are not managed")?;
+    rocket
+        .state::<Lifecycle>()
+        .ok_or("the lifecycle hooks are not managed")?
+        .serve_1x_keys(config.cookies.enabled);
     settings::initialise(&mut conn, initial)
         .await
         .map_err(|e| format!("instance settings: {e}"))?;

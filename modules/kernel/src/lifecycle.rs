@@ -12,6 +12,9 @@
 //!   ([`ResetLinks`], the password-reset module's);
 //! - [`Lifecycle::offer_pictures`]: a data export carries the user's picture ([`PictureSource`],
 //!   the pictures module's).
+//!
+//! The kernel itself sets one more: with `cookies.enabled`, the user object also carries
+//! FitTrackee 1.x's keys ([`User::add_1x_keys`]), which the web client of cookie sessions reads.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -74,6 +77,7 @@ pub trait PictureSource: Send + Sync + 'static {
 #[derive(Default)]
 pub struct Lifecycle {
     mounted: AtomicBool,
+    keys_1x: AtomicBool,
     confirmation: OnceLock<Arc<dyn SignUpConfirmation>>,
     email_changes: OnceLock<Arc<dyn EmailChanges>>,
     reset_links: OnceLock<Arc<dyn ResetLinks>>,
@@ -88,6 +92,11 @@ impl Lifecycle {
 
     pub fn mounted(&self) -> bool {
         self.mounted.load(Ordering::Relaxed)
+    }
+
+    /// The user object carries FitTrackee 1.x's keys (the kernel says so when `cookies.enabled`).
+    pub fn serve_1x_keys(&self, on: bool) {
+        self.keys_1x.store(on, Ordering::Relaxed);
     }
 
     /// New accounts wait for their emailed link, which `confirmation` sends.
@@ -125,12 +134,17 @@ impl Lifecycle {
         self.pictures.get().cloned()
     }
 
-    /// The user object of FitTrackee's API, with the lifecycle's keys when they are served.
+    /// The user object of FitTrackee's API, with the lifecycle's keys and FitTrackee 1.x's
+    /// when they are served.
     pub fn user_json(&self, user: &User) -> Value {
-        if self.mounted() {
+        let mut object = if self.mounted() {
             user.to_json_with_lifecycle()
         } else {
             user.to_json()
+        };
+        if self.keys_1x.load(Ordering::Relaxed) {
+            user.add_1x_keys(&mut object);
         }
+        object
     }
 }

@@ -11,12 +11,20 @@
 //!
 //! A fragment is a partial OpenAPI document holding `paths` and, if it needs them, its own
 //! `components`. Fragments may not redefine each other's operations or components.
+//!
+//! An authenticated operation names the `bearer` scheme; with `cookies.enabled` the served
+//! document adds the browser's alternative (docs/browser-sessions.md): the session cookie,
+//! with the CSRF header for an operation that changes something (every method but GET, HEAD,
+//! OPTIONS, and a GET marked `"x-changes": true`).
 
 use std::sync::Mutex;
 
 use rocket::http::ContentType;
 use rocket::{get, routes, Build, Rocket, Route, State};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+
+use crate::config::Config;
+use crate::cookies::{ACCESS_COOKIE, CSRF_HEADER};
 
 const KERNEL_FRAGMENT: &str = include_str!("../openapi.json");
 
@@ -143,14 +151,53 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[get("/openapi.json")]
-fn openapi(doc: &State<ApiDoc>) -> (ContentType, String) {
-    (ContentType::JSON, doc.document().to_string())
+fn openapi(doc: &State<ApiDoc>, config: &State<Config>) -> (ContentType, String) {
+    let mut document = doc.document();
+    if config.cookies.enabled {
+        add_cookie_scheme(&mut document);
+    }
+    (ContentType::JSON, document.to_string())
+}
+
+/// The browser's way beside every Bearer one: the cookie, and the CSRF header where the
+/// operation changes something.
+fn add_cookie_scheme(document: &mut Value) {
+    let schemes = &mut document["components"]["securitySchemes"];
+    schemes["cookie"] = json!({
+        "type": "apiKey",
+        "in": "cookie",
+        "name": ACCESS_COOKIE,
+        "description": "A browser's session: the HttpOnly cookie that login, a registration opening a session and an account confirmation set beside the `csrf_access_token` cookie. The same session as the Bearer token; refreshed on every response it authenticated; ended by logout."
+    });
+    schemes["csrf"] = json!({
+        "type": "apiKey",
+        "in": "header",
+        "name": CSRF_HEADER,
+        "description": "With the session cookie, on every request that changes something: the value of the `csrf_access_token` cookie. Missing or wrong: 401 `provide a valid auth token`, nothing changed."
+    });
+    let bearer_only = json!([{ "bearer": [] }]);
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut().filter_map(Value::as_object_mut) {
+        for (method, operation) in item.iter_mut() {
+            if !METHODS.contains(&method.as_str()) || operation["security"] != bearer_only {
+                continue;
+            }
+            let changes = !matches!(method.as_str(), "get" | "head" | "options")
+                || operation["x-changes"] == true;
+            operation["security"] = if changes {
+                json!([{ "bearer": [] }, { "cookie": [], "csrf": [] }])
+            } else {
+                json!([{ "bearer": [] }, { "cookie": [] }])
+            };
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn the_kernel_document_is_openapi_3_1() {

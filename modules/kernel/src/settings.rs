@@ -19,6 +19,9 @@ use crate::payload::Payload;
 /// FitTrackee's defaults for the workout import limits this API reports.
 const DEFAULT_MAX_ZIP_FILE_SIZE: i64 = 10 * 1024 * 1024;
 const DEFAULT_GPX_LIMIT_IMPORT: i64 = 10;
+/// FitTrackee 1.x's defaults for the workout limits of its statistics and global map, which
+/// Stride (no workouts) only reports.
+const WORKOUTS_LIMIT_1X: i64 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -38,8 +41,38 @@ impl Settings {
     }
 
     /// FitTrackee's `/api/config` data. Registration is enabled only when a module offers it
-    /// ([`SignUps`]) and the settings allow it.
+    /// ([`SignUps`]) and the settings allow it. With `cookies.enabled`, FitTrackee 1.x's keys
+    /// too (docs/users-api.md, "FitTrackee 1.x's keys"): the pictures limit
+    /// (`max_single_file_size`, which is what limits pictures in FitTrackee 0.5) is also
+    /// `max_image_size`, and `gpx_limit_import` is also 1.x's two file limits; Stride keeps no
+    /// about page, contact or privacy policy (null: the client shows FitTrackee's own policy), no
+    /// weather and no elevation service.
     fn to_json(&self, sign_ups: &SignUps, config: &Config) -> Value {
+        let mut data = self.to_json_05(sign_ups, config);
+        if config.cookies.enabled {
+            if let (Value::Object(map), Value::Object(keys)) = (
+                &mut data,
+                json!({
+                    "about": null,
+                    "admin_contact": null,
+                    "elevation_services": {"open_elevation": false, "valhalla": false},
+                    "file_limit_import": self.gpx_limit_import,
+                    "file_sync_limit_import": self.gpx_limit_import,
+                    "global_map_workouts_limit": WORKOUTS_LIMIT_1X,
+                    "max_image_size": self.max_single_file_size,
+                    "privacy_policy": null,
+                    "privacy_policy_date": null,
+                    "stats_workouts_limit": WORKOUTS_LIMIT_1X,
+                    "weather_provider": null,
+                }),
+            ) {
+                map.extend(keys);
+            }
+        }
+        data
+    }
+
+    fn to_json_05(&self, sign_ups: &SignUps, config: &Config) -> Value {
         json!({
             // Stride always has a mail transport (its outbox keeps what SMTP refuses); FitTrackee
             // 1.x's client shows its "resend confirmation" and "forgot password" links on it.
@@ -168,6 +201,69 @@ struct ConfigPatch {
     max_zip_file_size: Option<i64>,
     gpx_limit_import: Option<i64>,
     is_registration_enabled: Option<bool>,
+    /// FitTrackee 1.x's admin form's keys, read only with `cookies.enabled` (FitTrackee 0.5
+    /// ignores them): [`ConfigPatch1x`].
+    max_image_size: Option<Value>,
+    file_limit_import: Option<Value>,
+    file_sync_limit_import: Option<Value>,
+    stats_workouts_limit: Option<Value>,
+    global_map_workouts_limit: Option<Value>,
+    about: Option<Value>,
+    admin_contact: Option<Value>,
+    privacy_policy: Option<Value>,
+}
+
+/// What FitTrackee 1.x's admin form changes: `max_image_size` is the pictures limit (and wins
+/// over a `max_single_file_size` sent beside it, which the form always sends), and
+/// `file_limit_import` is `gpx_limit_import` (winning likewise). The keys Stride has no use for
+/// (`file_sync_limit_import`, the two workout limits, `about`, `admin_contact`,
+/// `privacy_policy`) must have their JSON type, and are dropped.
+struct ConfigPatch1x {
+    max_image_size: Option<i64>,
+    file_limit_import: Option<i64>,
+    /// Any 1.x key was sent.
+    any: bool,
+}
+
+impl ConfigPatch {
+    fn read_1x(&self) -> Result<ConfigPatch1x, ApiError> {
+        fn typed<T: serde::de::DeserializeOwned>(
+            value: &Option<Value>,
+        ) -> Result<Option<T>, ApiError> {
+            value
+                .clone()
+                .map(serde_json::from_value::<T>)
+                .transpose()
+                .map_err(|_| ApiError::invalid_payload())
+        }
+        for limit in [
+            &self.file_sync_limit_import,
+            &self.stats_workouts_limit,
+            &self.global_map_workouts_limit,
+        ] {
+            typed::<i64>(limit)?;
+        }
+        for text in [&self.about, &self.admin_contact, &self.privacy_policy] {
+            typed::<Option<String>>(text)?;
+        }
+        let any = [
+            &self.max_image_size,
+            &self.file_limit_import,
+            &self.file_sync_limit_import,
+            &self.stats_workouts_limit,
+            &self.global_map_workouts_limit,
+            &self.about,
+            &self.admin_contact,
+            &self.privacy_policy,
+        ]
+        .iter()
+        .any(|v| v.is_some());
+        Ok(ConfigPatch1x {
+            max_image_size: typed(&self.max_image_size)?,
+            file_limit_import: typed(&self.file_limit_import)?,
+            any,
+        })
+    }
 }
 
 #[patch("/config", data = "<patch>")]
@@ -179,11 +275,21 @@ async fn patch_config(
     patch: Payload<ConfigPatch>,
 ) -> ApiResult<Json<Value>> {
     let patch = patch.0;
+    let more = if config.cookies.enabled {
+        patch.read_1x()?
+    } else {
+        ConfigPatch1x {
+            max_image_size: None,
+            file_limit_import: None,
+            any: false,
+        }
+    };
     let nothing = patch.max_users.is_none()
         && patch.max_single_file_size.is_none()
         && patch.max_zip_file_size.is_none()
         && patch.gpx_limit_import.is_none()
-        && patch.is_registration_enabled.is_none();
+        && patch.is_registration_enabled.is_none()
+        && !more.any;
     if nothing {
         return Err(ApiError::invalid_payload());
     }
@@ -193,11 +299,15 @@ async fn patch_config(
             .is_registration_enabled
             .unwrap_or(current.registration_switch),
         max_users: patch.max_users.unwrap_or(current.max_users),
-        max_single_file_size: patch
-            .max_single_file_size
+        max_single_file_size: more
+            .max_image_size
+            .or(patch.max_single_file_size)
             .unwrap_or(current.max_single_file_size),
         max_zip_file_size: patch.max_zip_file_size.unwrap_or(current.max_zip_file_size),
-        gpx_limit_import: patch.gpx_limit_import.unwrap_or(current.gpx_limit_import),
+        gpx_limit_import: more
+            .file_limit_import
+            .or(patch.gpx_limit_import)
+            .unwrap_or(current.gpx_limit_import),
         nb_users: current.nb_users,
     };
     let mut errors = String::new();

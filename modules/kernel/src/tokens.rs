@@ -3,6 +3,13 @@
 //! Authority block, written by [`TokenKeys::mint`]: `user(id); session(id); purpose("session");
 //! expires(unix seconds); check if time($t), $t <= expiry`.
 //!
+//! A browser's cookie carries a token of the same session with `purpose("cookie")` and a short
+//! expiry ([`TokenKeys::mint_cookie`], docs/browser-sessions.md). Each path accepts only its own
+//! purpose, and the cookie path only a token of exactly one block, so a token narrowed by its
+//! holder can never be turned into a cookie, nor a cookie into a Bearer token. Its CSRF value
+//! is an HMAC of the session id under a key derived from the root key
+//! ([`TokenKeys::csrf_value`]): every instance on one database computes the same.
+//!
 //! A holder may narrow a token offline by appending blocks of checks on the facts the
 //! authorizer supplies for a request (`time`, `operation`, `path`, `route`: README, "Sessions and
 //! narrowed tokens"). Judging a token costs a bounded, small amount of CPU whatever was
@@ -28,15 +35,18 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
 use biscuit_auth::builder::{Binary, BlockBuilder, CheckKind, Op, Term, Unary};
 use biscuit_auth::error::{FailedCheck, Logic, Token as TokenError};
 use biscuit_auth::macros::{authorizer, biscuit};
 use biscuit_auth::{
     Algorithm, AuthorizerLimits, Biscuit, KeyPair, PrivateKey, PublicKey, UnverifiedBiscuit,
 };
+use hmac::{Hmac, Mac};
 use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::error::Failure;
@@ -80,6 +90,16 @@ const ROOT_KEY_NAME: &str = "biscuit_root_key";
 const VERIFIED_CAPACITY: usize = 16_384;
 /// Narrowed tokens remembered as verified and vetted (about 2 KiB each, parsed).
 const NARROWED_CAPACITY: usize = 4_096;
+/// Cookie tokens remembered as verified (about 100 bytes each). Each authenticated browser
+/// response carries a new one, so the cache mostly spares the second request of a page.
+const COOKIE_CAPACITY: usize = 16_384;
+
+/// The authority block's `purpose` of a Bearer session token.
+const SESSION_PURPOSE: &str = "session";
+/// The authority block's `purpose` of a browser's cookie token.
+const COOKIE_PURPOSE: &str = "cookie";
+/// HKDF's `info` for the CSRF key: a new version changes every CSRF value.
+const CSRF_KEY_INFO: &[u8] = b"stride/csrf/v1";
 
 pub struct TokenKeys {
     keys: KeyPair,
@@ -89,8 +109,15 @@ pub struct TokenKeys {
     /// SHA-256 of a narrowed token whose signatures and blocks passed → what it says and its
     /// checks, still to be run for every request.
     narrowed: Cache<[u8; 32], (Claims, Arc<Narrowed>)>,
+    /// SHA-256 of a cookie token that passed → what it says.
+    cookies: Cache<[u8; 32], Claims>,
+    /// (user, session, expiry) → the cookie token minted for it: the responses of one second
+    /// to one session carry one token, so its next requests find it verified.
+    minted_cookies: Cache<(i64, String, i64), String>,
     /// Narrowed tokens judged at once on the blocking pool.
     judges: Arc<Semaphore>,
+    /// HKDF-SHA256 of the root private key: the key of the sessions' CSRF values.
+    csrf_key: [u8; 32],
 }
 
 /// Why a token was refused. The first two map to FitTrackee's messages; `Forbidden` is a valid
@@ -148,6 +175,10 @@ impl TokenKeys {
     pub fn from_hex(hex: &str) -> Result<TokenKeys, Failure> {
         let private = PrivateKey::from_bytes_hex(hex, Algorithm::Ed25519)
             .map_err(|e| Failure::new("an Ed25519 private key", e))?;
+        let mut csrf_key = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(None, &private.to_bytes())
+            .expand(CSRF_KEY_INFO, &mut csrf_key)
+            .map_err(|e| Failure::new("deriving the CSRF key", e.to_string()))?;
         let keys = KeyPair::from(&private);
         let public = keys.public();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -156,7 +187,10 @@ impl TokenKeys {
             public,
             verified: Cache::new(VERIFIED_CAPACITY),
             narrowed: Cache::new(NARROWED_CAPACITY),
+            cookies: Cache::new(COOKIE_CAPACITY),
+            minted_cookies: Cache::new(COOKIE_CAPACITY),
             judges: Arc::new(Semaphore::new(cores)),
+            csrf_key,
         })
     }
 
@@ -190,23 +224,97 @@ impl TokenKeys {
         self.public
     }
 
+    /// A Bearer session token for a session that ends at `expires_at`.
     pub fn mint(
         &self,
         user_id: i64,
         session_id: &str,
         expires_at: i64,
     ) -> Result<String, TokenError> {
+        self.mint_for(SESSION_PURPOSE, user_id, session_id, expires_at)
+    }
+
+    /// A browser's cookie token for a session, valid until `expires_at` (which the caller
+    /// makes no later than the session's own end). One token per session and expiry second.
+    pub fn mint_cookie(
+        &self,
+        user_id: i64,
+        session_id: &str,
+        expires_at: i64,
+    ) -> Result<String, TokenError> {
+        let key = (user_id, session_id.to_owned(), expires_at);
+        if let Some(token) = self.minted_cookies.get(&key) {
+            return Ok(token);
+        }
+        let token = self.mint_for(COOKIE_PURPOSE, user_id, session_id, expires_at)?;
+        self.minted_cookies.insert(key, token.clone());
+        Ok(token)
+    }
+
+    fn mint_for(
+        &self,
+        purpose: &str,
+        user_id: i64,
+        session_id: &str,
+        expires_at: i64,
+    ) -> Result<String, TokenError> {
         let expiry = UNIX_EPOCH + Duration::from_secs(u64::try_from(expires_at).unwrap_or(0));
         biscuit!(
-            r#"user({user_id}); session({session_id}); purpose("session"); expires({expires_at});
+            r#"user({user_id}); session({session_id}); purpose({purpose}); expires({expires_at});
                check if time($t), $t <= {expiry};"#,
             user_id = user_id,
             session_id = session_id,
+            purpose = purpose,
             expires_at = expires_at,
             expiry = expiry
         )
         .build(&self.keys)?
         .to_base64()
+    }
+
+    /// Checks a cookie token: its size, its one block (nothing appended, ever) and its
+    /// signature, and reads what it says. Its expiry is the caller's to compare.
+    pub fn verify_cookie(&self, token: &str) -> Result<Claims, Rejection> {
+        if token.len() > MAX_TOKEN_LENGTH {
+            return Err(Rejection::Invalid);
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.cookies.get(&digest) {
+            return Ok(claims);
+        }
+        let blocks = UnverifiedBiscuit::from_base64(token)
+            .map_err(|_| Rejection::Invalid)?
+            .block_count();
+        if blocks != 1 {
+            return Err(Rejection::Invalid);
+        }
+        let token = Biscuit::from_base64(token, self.public).map_err(|_| Rejection::Invalid)?;
+        let claims = authority_claims(&token, COOKIE_PURPOSE)?;
+        if claims.expires_at.is_none() {
+            return Err(Rejection::Invalid);
+        }
+        self.cookies.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    /// The session's CSRF value: base64url (no padding) of HMAC-SHA256 of its id, 43
+    /// characters. The same for the session's whole life and on every instance.
+    pub fn csrf_value(&self, session_id: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.csrf_mac(session_id))
+    }
+
+    /// Whether `presented` is the session's CSRF value, compared in constant time (a value of
+    /// another length fails).
+    pub fn csrf_matches(&self, session_id: &str, presented: &str) -> bool {
+        let expected = self.csrf_value(session_id);
+        expected.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+
+    fn csrf_mac(&self, session_id: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.csrf_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(session_id.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// Checks a token's size, signatures and authority block, and vets what its holder
@@ -232,7 +340,7 @@ impl TokenKeys {
             1 => {
                 let token =
                     Biscuit::from_base64(token, self.public).map_err(|_| Rejection::Invalid)?;
-                let claims = authority_claims(&token)?;
+                let claims = authority_claims(&token, SESSION_PURPOSE)?;
                 if claims.expires_at.is_some() {
                     self.verified.insert(digest, claims.clone());
                 }
@@ -244,7 +352,7 @@ impl TokenKeys {
                     .off_the_async_workers(move || {
                         let token =
                             Biscuit::from_base64(token, public).map_err(|_| Rejection::Invalid)?;
-                        let claims = authority_claims(&token)?;
+                        let claims = authority_claims(&token, SESSION_PURPOSE)?;
                         let time_checks = vet_narrowings(&token)?;
                         Ok((claims, Arc::new(Narrowed { token, time_checks })))
                     })
@@ -350,22 +458,30 @@ fn block_source(token: &Biscuit, index: usize) -> Result<BlockBuilder, Rejection
         .map_err(|_| Rejection::Invalid)
 }
 
-/// Who the token speaks for, from the authority block (signed with the root key: ours).
-fn authority_claims(token: &Biscuit) -> Result<Claims, Rejection> {
+/// Who the token speaks for, from the authority block (signed with the root key: ours), for a
+/// token of the given purpose. Each fact appears exactly once (`expires` at most once) in the
+/// tokens we mint; a block with two of one is not ours.
+fn authority_claims(token: &Biscuit, wanted: &str) -> Result<Claims, Rejection> {
+    fn once<T>(slot: &mut Option<T>, value: T) -> Result<(), Rejection> {
+        match slot.replace(value) {
+            None => Ok(()),
+            Some(_) => Err(Rejection::Invalid),
+        }
+    }
     let authority = block_source(token, 0)?;
-    let (mut user_id, mut session_id, mut expires_at, mut purpose) = (None, None, None, false);
+    let (mut user_id, mut session_id, mut expires_at, mut purpose) = (None, None, None, None);
     for fact in &authority.facts {
         let p = &fact.predicate;
         match (p.name.as_str(), p.terms.as_slice()) {
-            ("user", [Term::Integer(id)]) => user_id = Some(*id),
-            ("session", [Term::Str(id)]) => session_id = Some(id.clone()),
-            ("expires", [Term::Integer(at)]) => expires_at = Some(*at),
-            ("purpose", [Term::Str(p)]) => purpose = p == "session",
+            ("user", [Term::Integer(id)]) => once(&mut user_id, *id)?,
+            ("session", [Term::Str(id)]) => once(&mut session_id, id.clone())?,
+            ("expires", [Term::Integer(at)]) => once(&mut expires_at, *at)?,
+            ("purpose", [Term::Str(p)]) => once(&mut purpose, p.clone())?,
             _ => {}
         }
     }
     match (user_id, session_id, purpose) {
-        (Some(user_id), Some(session_id), true) => Ok(Claims {
+        (Some(user_id), Some(session_id), Some(purpose)) if purpose == wanted => Ok(Claims {
             user_id,
             session_id,
             expires_at,
@@ -534,6 +650,95 @@ mod tests {
                 expires_at: Some(expires),
             })
         );
+    }
+
+    /// A cookie token is no Bearer token and a Bearer token no cookie token, narrowed or not;
+    /// a cookie token with anything appended is refused.
+    #[tokio::test]
+    async fn cookie_and_bearer_tokens_do_not_mix() {
+        let k = keys();
+        let expires = in_secs(60);
+        let cookie = k.mint_cookie(42, "abc", expires).expect("mint");
+        assert_eq!(
+            k.verify_cookie(&cookie),
+            Ok(Claims {
+                user_id: 42,
+                session_id: "abc".into(),
+                expires_at: Some(expires),
+            })
+        );
+        assert_eq!(
+            judge(&k, &cookie, "read", "/").await,
+            Err(Rejection::Invalid)
+        );
+        let bearer = k.mint(42, "abc", expires).expect("mint");
+        assert_eq!(k.verify_cookie(&bearer), Err(Rejection::Invalid));
+        let narrowed_bearer = narrow(&k, &bearer, r#"check if operation("read");"#);
+        assert_eq!(k.verify_cookie(&narrowed_bearer), Err(Rejection::Invalid));
+        let narrowed_cookie = narrow(&k, &cookie, r#"check if operation("read");"#);
+        assert_eq!(k.verify_cookie(&narrowed_cookie), Err(Rejection::Invalid));
+        assert_eq!(
+            judge(&k, &narrowed_cookie, "read", "/").await,
+            Err(Rejection::Invalid)
+        );
+        // An appended block that claims the purpose changes nothing: facts are read from the
+        // authority block alone, and appended facts are refused.
+        let claimed = append(&k, &bearer, block!(r#"purpose("cookie");"#));
+        assert_eq!(k.verify_cookie(&claimed), Err(Rejection::Invalid));
+        let other = keys().mint_cookie(42, "abc", expires).expect("mint");
+        assert_eq!(k.verify_cookie(&other), Err(Rejection::Invalid));
+        for garbage in ["", "x", &"A".repeat(MAX_TOKEN_LENGTH + 1)] {
+            assert_eq!(k.verify_cookie(garbage), Err(Rejection::Invalid));
+        }
+    }
+
+    /// An authority block with two of one fact is not one we minted.
+    #[tokio::test]
+    async fn authority_facts_appear_once() {
+        let k = keys();
+        for code in [
+            r#"user(1); user(2); session("s"); purpose("session");"#,
+            r#"user(1); session("s"); session("t"); purpose("session");"#,
+            r#"user(1); session("s"); purpose("session"); purpose("cookie");"#,
+            r#"user(1); session("s"); purpose("session"); expires(1); expires(2);"#,
+        ] {
+            let token = Biscuit::builder()
+                .code(code)
+                .expect("datalog")
+                .build(&k.keys)
+                .expect("build")
+                .to_base64()
+                .expect("b64");
+            assert_eq!(
+                judge(&k, &token, "read", "/").await,
+                Err(Rejection::Invalid),
+                "{code}"
+            );
+        }
+    }
+
+    /// The CSRF value: 43 characters, one per session, the same from every instance holding
+    /// the root key, another under another key; compared whole.
+    #[test]
+    fn csrf_values() {
+        let hex = KeyPair::new().private().to_bytes_hex();
+        let (a, b) = (
+            TokenKeys::from_hex(&hex).expect("key"),
+            TokenKeys::from_hex(&hex).expect("key"),
+        );
+        let value = a.csrf_value("session-1");
+        assert_eq!(value.len(), 43);
+        assert!(value
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_eq!(b.csrf_value("session-1"), value);
+        assert_ne!(a.csrf_value("session-2"), value);
+        assert_ne!(keys().csrf_value("session-1"), value);
+        assert!(b.csrf_matches("session-1", &value));
+        assert!(!b.csrf_matches("session-2", &value));
+        assert!(!b.csrf_matches("session-1", &value[..42]));
+        assert!(!b.csrf_matches("session-1", &format!("{value}=")));
+        assert!(!b.csrf_matches("session-1", ""));
     }
 
     #[tokio::test]

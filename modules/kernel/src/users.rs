@@ -9,7 +9,7 @@ use time::macros::format_description;
 use time::Date;
 
 use crate::dates::{http_date, http_date_from_unix};
-use crate::db::{get_bool, is_unique_violation, now};
+use crate::db::{get_bool, get_optional_bool, is_unique_violation, now};
 use crate::validate::{username_text, Email, Username};
 
 /// A user as every module sees it. The password hash is not part of it: only the login path
@@ -37,7 +37,14 @@ pub struct User {
     pub state: AccountState,
     /// The address of a pending email change, while its link lives.
     pub email_to_confirm: Option<String>,
+    /// How FitTrackee 1.x's web client writes dates: one of [`DATE_FORMATS`].
+    pub date_format: String,
+    /// The web client's dark mode; none: the browser's choice.
+    pub use_dark_mode: Option<bool>,
 }
+
+/// The date formats FitTrackee 1.x's web client offers; a new user has the first.
+pub const DATE_FORMATS: [&str; 4] = ["MM/dd/yyyy", "dd/MM/yyyy", "yyyy-MM-dd", "date_string"];
 
 /// Where an account is in its life. Only an active account logs in or uses a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +80,7 @@ impl AccountState {
 /// The columns `User::from_row` reads, for queries that select a user, qualified by `u.`.
 pub const USER_COLUMNS: &str = "u.id, u.username, u.email, u.admin, u.created_at, u.first_name, \
      u.last_name, u.bio, u.location, u.birth_date, u.timezone, u.weekm, u.language, u.imperial_units, \
-     u.picture, u.state, u.email_to_confirm, u.email_to_confirm_until";
+     u.picture, u.state, u.email_to_confirm, u.email_to_confirm_until, u.date_format, u.use_dark_mode";
 
 impl User {
     pub fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
@@ -102,6 +109,8 @@ impl User {
                         .flatten()
                         .is_some_and(|until| until >= now())
                 }),
+            date_format: row.try_get("date_format")?,
+            use_dark_mode: get_optional_bool(row, "use_dark_mode")?,
         })
     }
 }
@@ -153,6 +162,47 @@ impl User {
             );
         }
         object
+    }
+
+    /// Adds FitTrackee 1.x's keys to a user object (`to_json`'s, with or without the
+    /// lifecycle's), which its web client reads while cookie sessions are on
+    /// (docs/users-api.md, "FitTrackee 1.x's keys"): the two stored preferences, and for
+    /// everything Stride does not keep the values of a new FitTrackee account. `suspended_at`
+    /// must be there and null (the client takes any other value, absence included, for a
+    /// suspended account), `accepted_privacy_policy` true (Stride has no policy to accept).
+    pub fn add_1x_keys(&self, object: &mut Value) {
+        let Value::Object(map) = object else {
+            return;
+        };
+        let keys = json!({
+            "accepted_privacy_policy": true,
+            "analysis_visibility": "private",
+            "calories_visibility": "private",
+            "date_format": self.date_format,
+            "display_ascent": true,
+            "followers": 0,
+            "following": 0,
+            "hide_profile_in_users_directory": true,
+            "hr_visibility": "private",
+            "manually_approves_followers": true,
+            "map_visibility": "private",
+            "media_visibility": "private",
+            "messages_preferences": {},
+            "missing_elevations_processing": "file",
+            "notification_preferences": {},
+            "sanctions_count": 0,
+            "segments_creation_event": "only_manual",
+            "split_workout_charts": true,
+            "start_elevation_at_zero": true,
+            "suspended_at": null,
+            "total_ascent": 0.0,
+            "use_dark_mode": self.use_dark_mode,
+            "use_raw_gpx_speed": false,
+            "workouts_visibility": "private",
+        });
+        if let Value::Object(keys) = keys {
+            map.extend(keys);
+        }
     }
 }
 
@@ -637,7 +687,7 @@ pub async fn set_locale(
     Ok(())
 }
 
-/// A user's preferences (FitTrackee's four).
+/// A user's preferences (FitTrackee's four, and the two of FitTrackee 1.x's that Stride keeps).
 #[derive(Debug, Clone)]
 pub struct Preferences {
     pub timezone: String,
@@ -645,6 +695,10 @@ pub struct Preferences {
     /// A language tag, or none.
     pub language: Option<String>,
     pub imperial_units: bool,
+    /// One of [`DATE_FORMATS`]; none keeps the stored one.
+    pub date_format: Option<&'static str>,
+    /// `Some(choice)` sets the dark mode (`Some(None)`: the browser's choice); none keeps it.
+    pub use_dark_mode: Option<Option<bool>>,
 }
 
 pub async fn update_preferences(
@@ -653,12 +707,17 @@ pub async fn update_preferences(
     preferences: &Preferences,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE users SET timezone = $1, weekm = $2, language = $3, imperial_units = $4 WHERE id = $5",
+        "UPDATE users SET timezone = $1, weekm = $2, language = $3, imperial_units = $4, \
+         date_format = COALESCE($5, date_format), \
+         use_dark_mode = CASE WHEN $6 THEN $7 ELSE use_dark_mode END WHERE id = $8",
     )
     .bind(&preferences.timezone)
     .bind(preferences.weekm)
     .bind(&preferences.language)
     .bind(preferences.imperial_units)
+    .bind(preferences.date_format)
+    .bind(preferences.use_dark_mode.is_some())
+    .bind(preferences.use_dark_mode.flatten())
     .bind(id)
     .execute(conn)
     .await?;

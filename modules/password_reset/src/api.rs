@@ -125,7 +125,9 @@ pub async fn queue_reset_link(
 struct Update {
     token: String,
     password: String,
-    password_conf: String,
+    /// Required unless FitTrackee 1.x's shapes are on (`cookies.enabled`: its client does not
+    /// send it); checked whenever it is sent.
+    password_conf: Option<String>,
 }
 
 #[post("/update", data = "<body>")]
@@ -135,7 +137,12 @@ async fn update(kernel: Services<'_>, caller: Caller, body: Payload<Update>) -> 
         password,
         password_conf,
     } = body.0;
-    match reset(kernel, &token, &password, &password_conf, caller.client).await {
+    let confirmation = match password_conf {
+        Some(confirmation) => confirmation,
+        None if kernel.config.cookies.enabled => password.clone(),
+        None => return Err(ApiError::invalid_payload()),
+    };
+    match reset(kernel, &token, &password, &confirmation, caller.client).await {
         Ok(_) => Ok(json!({ "status": "success", "message": "password updated" })),
         Err(Refusal::InvalidToken) => Err(ApiError::unauthorized(INVALID_TOKEN)),
         Err(Refusal::Password(problems)) => Err(ApiError::bad_request(

@@ -1,7 +1,12 @@
 //! The user's own profile: `GET /api/auth/profile`, `POST /api/auth/profile/edit`,
-//! `POST /api/auth/profile/edit/preferences`.
+//! `POST /api/auth/profile/edit/preferences`, and the time zones the preferences offer
+//! (`GET /api/auth/timezones`).
+//!
+//! With `cookies.enabled` (docs/users-api.md, "FitTrackee 1.x's keys"), FitTrackee 1.x's web
+//! client is served as it calls: `""` clears a profile key, the preferences take its 20 keys.
 
 mod json;
+mod timezones;
 
 use kernel::auth::Read;
 use kernel::config::Section;
@@ -16,7 +21,7 @@ use rocket::{get, post, routes, State};
 use serde::Deserialize;
 use serde_json::Map;
 
-use crate::json::{field, nullable_string, parse_birth_date};
+use crate::json::{field, nullable_string, parse_birth_date, Preferences1x};
 
 pub fn stage() -> AdHoc {
     kernel::module(
@@ -25,7 +30,12 @@ pub fn stage() -> AdHoc {
                 .manage(config)
                 .mount(
                     "/api/auth",
-                    routes![profile, edit_profile, edit_preferences],
+                    routes![
+                        profile,
+                        edit_profile,
+                        edit_preferences,
+                        timezones::timezones
+                    ],
                 )
                 .describe(include_str!("../openapi.json"))
         },
@@ -92,10 +102,17 @@ async fn edit_profile(
         ..
     } = kernel;
     let body = body.0;
-    let first_name = nullable_string(&body, "first_name")?;
-    let last_name = nullable_string(&body, "last_name")?;
-    let location = nullable_string(&body, "location")?;
-    let bio = nullable_string(&body, "bio")?;
+    // FitTrackee 1.x's client sends "" for an empty field: with its shapes on, "" clears the
+    // key as null does (FitTrackee 0.5 keeps "" as sent, and so does Stride with them off).
+    let empty_is_null = config.cookies.enabled;
+    let text = |key: &str| -> Result<Option<String>, ApiError> {
+        let value = nullable_string(&body, key)?;
+        Ok(value.filter(|v| !(empty_is_null && v.is_empty())))
+    };
+    let first_name = text("first_name")?;
+    let last_name = text("last_name")?;
+    let location = text("location")?;
+    let bio = text("bio")?;
     let birth_date = nullable_string(&body, "birth_date")?;
     let password = match body.get("password") {
         None | Some(Value::Null) => None,
@@ -240,18 +257,26 @@ async fn confirm_current(
 
 const CURRENT_MISSING: &str = "current password is missing";
 
+/// FitTrackee 0.5's four keys are required. With `cookies.enabled`, FitTrackee 1.x's others
+/// are read too ([`Preferences1x`]): `date_format` and `use_dark_mode` are kept, the rest
+/// only checked; without, they are ignored as FitTrackee 0.5 ignores them.
 #[post("/profile/edit/preferences", data = "<body>")]
 async fn edit_preferences(
     auth: AuthUser,
-    db: &State<Db>,
-    lifecycle: &State<Lifecycle>,
+    kernel: Services<'_>,
     body: Payload<Map<String, Value>>,
 ) -> ApiResult<Value> {
+    let Services { db, lifecycle, .. } = kernel;
     let body = body.0;
     let timezone: String = field(&body, "timezone")?;
     let weekm: bool = field(&body, "weekm")?;
     let imperial_units: bool = field(&body, "imperial_units")?;
     let language = nullable_string(&body, "language")?;
+    let more = if kernel.config.cookies.enabled {
+        Preferences1x::read(&body)?
+    } else {
+        Preferences1x::default()
+    };
 
     let mut lines = String::new();
     if let Err(line) = validate::timezone(&timezone) {
@@ -274,6 +299,8 @@ async fn edit_preferences(
         weekm,
         language,
         imperial_units,
+        date_format: more.date_format,
+        use_dark_mode: more.use_dark_mode,
     };
     let mut conn = db.acquire().await?;
     users::update_preferences(&mut conn, auth.user.id, &preferences).await?;

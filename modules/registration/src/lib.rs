@@ -4,6 +4,7 @@
 //! "error, registration is disabled", so clients see why rather than a 404.
 
 use kernel::config::{ConfigError, Section};
+use kernel::cookies::Browser;
 use kernel::language::LanguageTag;
 use kernel::throttle::{self, Counter};
 use kernel::users::{self, AccountState, InsertError};
@@ -84,8 +85,8 @@ struct Registration {
     username: String,
     email: String,
     password: String,
-    /// Required unless new accounts are confirmed by email (FitTrackee 1.x's client does not
-    /// send it); checked whenever it is sent.
+    /// Required unless new accounts are confirmed by email or FitTrackee 1.x's shapes are on
+    /// (`cookies.enabled`: its client does not send it); checked whenever it is sent.
     password_conf: Option<String>,
     /// FitTrackee 1.x's client sends the browser's language and time zone: kept as the
     /// preferences keep them.
@@ -98,6 +99,7 @@ async fn register(
     kernel: Services<'_>,
     config: &State<RegistrationConfig>,
     caller: Caller,
+    browser: Browser<'_>,
     body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
     let counters = [made_by(&kernel, config, &caller)];
@@ -114,7 +116,7 @@ async fn register(
             .await?
             .or_too_many()?;
     }
-    let outcome = create(kernel, &caller, body).await;
+    let outcome = create(kernel, &caller, &browser, body).await;
     if outcome.is_err() {
         let mut conn = kernel.db.acquire().await?;
         throttle::refund(&mut conn, throttling, &counters).await?;
@@ -125,6 +127,7 @@ async fn register(
 async fn create(
     kernel: Services<'_>,
     caller: &Caller,
+    browser: &Browser<'_>,
     body: Result<Payload<Registration>, ApiError>,
 ) -> ApiResult<(Status, Value)> {
     let Services {
@@ -140,10 +143,11 @@ async fn create(
     // With email confirmation (lifecycle.rs), FitTrackee 0.6+'s answers: 200 and no session,
     // the same whether the address is new or taken.
     let confirmation = lifecycle.confirmation();
+    let optional = confirmation.is_some() || config.cookies.enabled;
     let Some(confirm) = form
         .password_conf
         .as_deref()
-        .or(confirmation.map(|_| form.password.as_str()))
+        .or(optional.then_some(form.password.as_str()))
     else {
         return Err(ApiError::invalid_payload());
     };
@@ -240,14 +244,16 @@ async fn create(
         tracing::info!(user_id, "user registered, confirmation pending");
         return Ok(confirmation_pending());
     }
-    let token = auth::open(&mut tx, keys, config, user_id, &caller.agent).await?;
+    let session = auth::open(&mut tx, keys, config, user_id, &caller.agent).await?;
     // The client that made the account is one of its own (docs: SECURITY.md, lockout).
     throttle::know_client(&mut tx, &config.throttle, &email.key(), caller.client).await?;
     tx.commit().await?;
     tracing::info!(user_id, "user registered");
+    // A browser gets the session in its cookies too; the body is 0.5's either way.
+    browser.open(&session);
     Ok((
         Status::Created,
-        json!({ "status": "success", "message": "successfully registered", "auth_token": token }),
+        json!({ "status": "success", "message": "successfully registered", "auth_token": session.token }),
     ))
 }
 

@@ -4,8 +4,9 @@ mod manage;
 
 use std::fmt::{self, Write as _};
 
-use kernel::auth::Manage;
+use kernel::auth::End;
 use kernel::config::Section;
+use kernel::cookies::Browser;
 use kernel::passwords::Credentials;
 use kernel::validate::email_key;
 use kernel::{auth, ApiResult, AuthUser, Caller, Db, Describe, Metrics, Payload, Services};
@@ -94,6 +95,7 @@ struct Login {
 async fn login(
     kernel: Services<'_>,
     caller: Caller,
+    browser: Browser<'_>,
     logins: &State<Logins>,
     body: Payload<Login>,
 ) -> ApiResult<Value> {
@@ -118,23 +120,32 @@ async fn login(
     // The success and the new session in one transaction: one turn at SQLite's write lock.
     let mut tx = kernel::db::begin_write(db).await?;
     sign_in.record(&mut tx, &config.throttle).await?;
-    let token = auth::open(&mut tx, keys, config, sign_in.user_id, &caller.agent).await?;
+    let session = auth::open(&mut tx, keys, config, sign_in.user_id, &caller.agent).await?;
     tx.commit().await?;
-    Ok(json!({ "status": "success", "message": "successfully logged in", "auth_token": token }))
+    // A browser gets the session in its cookies too (docs/browser-sessions.md); the body is
+    // 0.5's either way.
+    browser.open(&session);
+    Ok(json!({
+        "status": "success",
+        "message": "successfully logged in",
+        "auth_token": session.token,
+    }))
 }
 
-async fn logout(auth: AuthUser<Manage>, db: &Db) -> ApiResult<Value> {
+/// Ends the session making the request; a browser's cookies are cleared by the kernel, which
+/// finds the session gone.
+async fn logout(auth: AuthUser<End>, db: &Db) -> ApiResult<Value> {
     let mut conn = db.acquire().await?;
     auth::close(&mut conn, &auth.session_id).await?;
     Ok(json!({ "status": "success", "message": "successfully logged out" }))
 }
 
 #[get("/logout")]
-async fn logout_get(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
+async fn logout_get(auth: AuthUser<End>, db: &State<Db>) -> ApiResult<Value> {
     logout(auth, db).await
 }
 
 #[post("/logout")]
-async fn logout_post(auth: AuthUser<Manage>, db: &State<Db>) -> ApiResult<Value> {
+async fn logout_post(auth: AuthUser<End>, db: &State<Db>) -> ApiResult<Value> {
     logout(auth, db).await
 }
