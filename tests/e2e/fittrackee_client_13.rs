@@ -329,7 +329,16 @@ async fn flows(ui: &Ui, server: &Server, mail: &Mail, dir: &Path, db_url: &str) 
 
     // Preferences: Paris, dates as yyyy-MM-dd, the dark theme.
     ui.open("/profile/edit/preferences").await?;
-    ui.type_into("#timezone", "Europe/Par").await?;
+    // The time zone field is no v-model: WebDriver's clear leaves the client's value, typing over
+    // a selection replaces it.
+    ui.find("#timezone").await?;
+    ui.js("const field = document.querySelector('#timezone'); field.focus(); field.select();")
+        .await?;
+    ui.find("#timezone")
+        .await?
+        .send_keys("Europe/Par")
+        .await
+        .map_err(|e| format!("type into #timezone: {e}"))?;
     ui.click(".tz-dropdown-item").await?;
     ui.select("#date_format", "yyyy-MM-dd").await?;
     ui.select("#use_dark_mode", "true").await?;
