@@ -33,10 +33,11 @@ const NEW_PASSWORD: &str = "a brand new passphrase";
 
 // WORKOUT STUBS: FitTrackee 1.3.6's workout-side endpoints, which are not part of the account API
 // Stride implements. Each answers what FitTrackee 1.3.6 answers on an instance without any
-// workout, sport, equipment or notification (docs/browser-sessions.md §2.2 gives the four calls
-// of every page), so the client's dashboard, profile and admin pages render.
+// workout, sport, equipment or notification (docs/browser-sessions.md, "What FitTrackee
+// 1.3.6's client calls outside the account API"), so its dashboard, profile and admin pages
+// render.
 
-/// One of the sports every FitTrackee instance is created with, none of them used: with §2.2's
+/// One of the sports every FitTrackee instance is created with, none of them used: with an
 /// empty list the dashboard shows its loader forever (it renders only with at least one sport).
 #[rocket::get("/api/sports", rank = 1)]
 fn sports() -> Answer {

@@ -8,7 +8,7 @@
 //! whose public_url is the front server's, so its emails link to the client's pages), except
 //! the routes each test adds itself (its workout stubs). It forwards what either client's calls
 //! depend on: `Authorization` (0.5.7's Bearer token), and the cookie session of 1.3.6
-//! (docs/browser-sessions.md §2.1): the `Cookie` and `X-CSRF-TOKEN` request headers, and every
+//! (docs/browser-sessions.md): the `Cookie` and `X-CSRF-TOKEN` request headers, and every
 //! `Set-Cookie` of the answer back. It logs every `/api/` request with its status, which a
 //! failing test prints.
 
