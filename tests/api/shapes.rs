@@ -5,7 +5,7 @@
 use rocket::figment::Figment;
 use serde_json::{json, Value};
 
-use crate::helpers::{each_backend, Mail, TestApp, PASSWORD};
+use crate::helpers::{each_backend, sleep, Mail, TestApp, PASSWORD};
 
 fn off(f: Figment) -> Figment {
     f.merge(("cookies.enabled", false))
@@ -374,8 +374,9 @@ each_backend! {
         assert_eq!((data["file_limit_import"].as_i64(), data["gpx_limit_import"].as_i64()), (Some(5), Some(5)));
         assert_eq!(data["file_sync_limit_import"], 5);
         assert_eq!(data["max_users"], 20);
-        // What Stride has no use for is dropped.
-        assert_eq!((&data["about"], &data["admin_contact"]), (&Value::Null, &Value::Null));
+        // The texts are kept; what Stride has no use for is dropped.
+        assert_eq!((&data["about"], &data["admin_contact"]), (&json!("An instance"), &json!("admin@example.com")));
+        assert_eq!((&data["privacy_policy"], &data["privacy_policy_date"]), (&Value::Null, &Value::Null));
         assert_eq!(data["stats_workouts_limit"], 10_000);
         assert_eq!(app.get("/api/config", None).await.body["data"], data);
         // Any one of the form's keys is a change; the registration switch stays Stride's.
@@ -385,6 +386,36 @@ each_backend! {
         assert_eq!(reply.body["data"]["is_registration_enabled"], false);
         let reply = app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"max_image_size": 4096}"#)).await;
         assert_eq!(reply.body["data"]["max_single_file_size"], 4096);
+    }
+
+    async fn the_instance_texts_are_kept_and_cleared(backend) {
+        let app = TestApp::new(&backend).await;
+        let admin = app.admin("admin").await;
+        let patch = |body: Value| {
+            let (app, admin) = (&app, &admin);
+            async move { app.send("PATCH", "/api/config", Some(admin), Some(&body.to_string())).await }
+        };
+        let data = patch(json!({"privacy_policy": "We keep nothing.", "about": "Runs **here**"})).await.body["data"].clone();
+        assert_eq!((&data["privacy_policy"], &data["about"]), (&json!("We keep nothing."), &json!("Runs **here**")));
+        let date = data["privacy_policy_date"].as_str().expect("the policy's date").to_owned();
+        assert!(date.ends_with(" GMT"), "{date}");
+        // The same policy again keeps its date; other keys leave the texts alone.
+        sleep(1).await;
+        let data = patch(json!({"privacy_policy": "We keep nothing.", "max_users": 5})).await.body["data"].clone();
+        assert_eq!(data["privacy_policy_date"], date.as_str());
+        assert_eq!(patch(json!({"max_users": 6})).await.body["data"]["about"], "Runs **here**");
+        // A new policy, a new date; "" and null clear.
+        let data = patch(json!({"privacy_policy": "We keep less."})).await.body["data"].clone();
+        assert_ne!(data["privacy_policy_date"], date.as_str());
+        let data = patch(json!({"privacy_policy": "", "about": null, "admin_contact": "  "})).await.body["data"].clone();
+        for key in ["privacy_policy", "privacy_policy_date", "about", "admin_contact"] {
+            assert_eq!(data[key], Value::Null, "{key}");
+        }
+        // The contact must be an address; nothing changes otherwise.
+        patch(json!({"admin_contact": "not an address", "about": "x"})).await
+            .assert_error(400, "valid email must be provided for admin contact\n");
+        assert_eq!(app.get("/api/config", None).await.body["data"]["about"], Value::Null);
+        assert_eq!(patch(json!({"admin_contact": "Admin@Example.org"})).await.body["data"]["admin_contact"], "Admin@Example.org");
     }
 
     async fn the_1x_admin_form_refusals(backend) {

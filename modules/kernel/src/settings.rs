@@ -33,6 +33,18 @@ pub struct Settings {
     pub max_zip_file_size: i64,
     pub gpx_limit_import: i64,
     pub nb_users: i64,
+    /// FitTrackee 1.x's instance texts (shown by its client only; kept with cookies off too).
+    pub texts: Texts,
+}
+
+/// The instance's about text, the admin's contact address, and its own privacy policy with the
+/// instant it last changed (null: FitTrackee's default policy).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Texts {
+    pub about: Option<String>,
+    pub admin_contact: Option<String>,
+    pub privacy_policy: Option<String>,
+    pub privacy_policy_date: Option<i64>,
 }
 
 impl Settings {
@@ -44,24 +56,24 @@ impl Settings {
     /// ([`SignUps`]) and the settings allow it. With `cookies.enabled`, FitTrackee 1.x's keys
     /// too (docs/users-api.md, "FitTrackee 1.x's keys"): the pictures limit
     /// (`max_single_file_size`, which is what limits pictures in FitTrackee 0.5) is also
-    /// `max_image_size`, and `gpx_limit_import` is also 1.x's two file limits; Stride keeps no
-    /// about page, contact or privacy policy (null: the client shows FitTrackee's own policy), no
-    /// weather and no elevation service.
+    /// `max_image_size`, and `gpx_limit_import` is also 1.x's two file limits; the about text,
+    /// the admin's contact and the instance's privacy policy are as the admin set them (null:
+    /// the client shows FitTrackee's own policy); no weather and no elevation service.
     fn to_json(&self, sign_ups: &SignUps, config: &Config) -> Value {
         let mut data = self.to_json_05(sign_ups, config);
         if config.cookies.enabled {
             if let (Value::Object(map), Value::Object(keys)) = (
                 &mut data,
                 json!({
-                    "about": null,
-                    "admin_contact": null,
+                    "about": self.texts.about,
+                    "admin_contact": self.texts.admin_contact,
                     "elevation_services": {"open_elevation": false, "valhalla": false},
                     "file_limit_import": self.gpx_limit_import,
                     "file_sync_limit_import": self.gpx_limit_import,
                     "global_map_workouts_limit": WORKOUTS_LIMIT_1X,
                     "max_image_size": self.max_single_file_size,
-                    "privacy_policy": null,
-                    "privacy_policy_date": null,
+                    "privacy_policy": self.texts.privacy_policy,
+                    "privacy_policy_date": self.texts.privacy_policy_date.map(crate::dates::http_date_from_unix),
                     "stats_workouts_limit": WORKOUTS_LIMIT_1X,
                     "weather_provider": null,
                 }),
@@ -155,6 +167,7 @@ pub async fn initialise(
 pub async fn load(conn: &mut AnyConnection) -> Result<Settings, sqlx::Error> {
     let row = sqlx::query(
         "SELECT registration_switch, max_users, max_single_file_size, max_zip_file_size, gpx_limit_import, \
+         about, admin_contact, privacy_policy, privacy_policy_date, \
          CASE WHEN max_users > 0 THEN (SELECT COUNT(*) FROM users) ELSE 0 END AS nb_users \
          FROM instance_settings WHERE id = 1",
     )
@@ -167,6 +180,12 @@ pub async fn load(conn: &mut AnyConnection) -> Result<Settings, sqlx::Error> {
         max_zip_file_size: row.try_get("max_zip_file_size")?,
         gpx_limit_import: row.try_get("gpx_limit_import")?,
         nb_users: row.try_get("nb_users")?,
+        texts: Texts {
+            about: row.try_get("about")?,
+            admin_contact: row.try_get("admin_contact")?,
+            privacy_policy: row.try_get("privacy_policy")?,
+            privacy_policy_date: row.try_get("privacy_policy_date")?,
+        },
     })
 }
 
@@ -208,21 +227,40 @@ struct ConfigPatch {
     file_sync_limit_import: Option<Value>,
     stats_workouts_limit: Option<Value>,
     global_map_workouts_limit: Option<Value>,
+    /// A `null` text is sent (it clears), unlike a missing one.
+    #[serde(default, deserialize_with = "sent")]
     about: Option<Value>,
+    #[serde(default, deserialize_with = "sent")]
     admin_contact: Option<Value>,
+    #[serde(default, deserialize_with = "sent")]
     privacy_policy: Option<Value>,
+}
+
+/// A key that is present, `null` included.
+fn sent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// What FitTrackee 1.x's admin form changes: `max_image_size` is the pictures limit (and wins
 /// over a `max_single_file_size` sent beside it, which the form always sends), and
-/// `file_limit_import` is `gpx_limit_import` (winning likewise). The keys Stride has no use for
-/// (`file_sync_limit_import`, the two workout limits, `about`, `admin_contact`,
-/// `privacy_policy`) must have their JSON type, and are dropped.
+/// `file_limit_import` is `gpx_limit_import` (winning likewise); `about`, `admin_contact` and
+/// `privacy_policy` are stored (`null` or `""` clears one). The keys Stride has no use for
+/// (`file_sync_limit_import`, the two workout limits) must have their JSON type, and are
+/// dropped.
 struct ConfigPatch1x {
     max_image_size: Option<i64>,
     file_limit_import: Option<i64>,
+    /// Each text sent: `Some(None)` clears it.
+    about: Option<Option<String>>,
+    admin_contact: Option<Option<String>>,
+    privacy_policy: Option<Option<String>>,
     /// Any 1.x key was sent.
     any: bool,
+}
+
+/// A text of the form: `""` (or only spaces) is none, as `null` is.
+fn text(value: Option<Option<String>>) -> Option<Option<String>> {
+    value.map(|t| t.filter(|t| !t.trim().is_empty()))
 }
 
 impl ConfigPatch {
@@ -243,9 +281,6 @@ impl ConfigPatch {
         ] {
             typed::<i64>(limit)?;
         }
-        for text in [&self.about, &self.admin_contact, &self.privacy_policy] {
-            typed::<Option<String>>(text)?;
-        }
         let any = [
             &self.max_image_size,
             &self.file_limit_import,
@@ -261,6 +296,9 @@ impl ConfigPatch {
         Ok(ConfigPatch1x {
             max_image_size: typed(&self.max_image_size)?,
             file_limit_import: typed(&self.file_limit_import)?,
+            about: text(typed(&self.about)?),
+            admin_contact: text(typed(&self.admin_contact)?),
+            privacy_policy: text(typed(&self.privacy_policy)?),
             any,
         })
     }
@@ -281,6 +319,9 @@ async fn patch_config(
         ConfigPatch1x {
             max_image_size: None,
             file_limit_import: None,
+            about: None,
+            admin_contact: None,
+            privacy_policy: None,
             any: false,
         }
     };
@@ -309,8 +350,29 @@ async fn patch_config(
             .or(patch.gpx_limit_import)
             .unwrap_or(current.gpx_limit_import),
         nb_users: current.nb_users,
+        texts: Texts {
+            about: more.about.unwrap_or(current.texts.about.clone()),
+            admin_contact: more
+                .admin_contact
+                .unwrap_or(current.texts.admin_contact.clone()),
+            privacy_policy_date: match &more.privacy_policy {
+                Some(Some(policy)) if current.texts.privacy_policy.as_ref() != Some(policy) => {
+                    Some(crate::db::now())
+                }
+                Some(None) => None,
+                _ => current.texts.privacy_policy_date,
+            },
+            privacy_policy: more
+                .privacy_policy
+                .unwrap_or(current.texts.privacy_policy.clone()),
+        },
     };
     let mut errors = String::new();
+    // FitTrackee 1.x's line; the address is kept as typed (it is shown, never mailed).
+    let contact = next.texts.admin_contact.as_deref();
+    if contact.is_some_and(|c| crate::validate::Email::parse(c).is_err()) {
+        errors.push_str("valid email must be provided for admin contact\n");
+    }
     if next.max_users < 0 {
         errors.push_str("max. number of users must be 0 (unlimited) or greater\n");
     }
@@ -333,13 +395,18 @@ async fn patch_config(
     }
     sqlx::query(
         "UPDATE instance_settings SET registration_switch = $1, max_users = $2, max_single_file_size = $3, \
-         max_zip_file_size = $4, gpx_limit_import = $5 WHERE id = 1",
+         max_zip_file_size = $4, gpx_limit_import = $5, about = $6, admin_contact = $7, \
+         privacy_policy = $8, privacy_policy_date = $9 WHERE id = 1",
     )
     .bind(next.registration_switch)
     .bind(next.max_users)
     .bind(next.max_single_file_size)
     .bind(next.max_zip_file_size)
     .bind(next.gpx_limit_import)
+    .bind(next.texts.about.as_deref())
+    .bind(next.texts.admin_contact.as_deref())
+    .bind(next.texts.privacy_policy.as_deref())
+    .bind(next.texts.privacy_policy_date)
     .execute(&mut **db)
     .await?;
     let settings = load(&mut db).await?;
