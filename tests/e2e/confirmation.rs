@@ -123,6 +123,10 @@ each_backend! {
         let (_, token) = confirmation.link();
         let (status, body) = call("POST", "/api/auth/account/confirm", None, json!({"token": token})).await.expect("join");
         assert_eq!(status, 200, "{body}");
+        // The confirmation's session went to cookies (docs/browser-sessions.md): this client
+        // logs in for a token.
+        let (status, body) = call("POST", "/api/auth/login", None, json!({"email": "sam@example.com", "password": PASSWORD})).await.expect("join");
+        assert_eq!(status, 200, "{body}");
         let session = body["auth_token"].as_str().expect("a session").to_owned();
 
         let (status, body) = call("PATCH", "/api/auth/profile/edit/account", Some(session.clone()),
