@@ -58,6 +58,32 @@ fn tokens(c: &mut Criterion) {
             )
         },
     );
+    // A browser's request (docs/browser-sessions.md): the cookie token verified (minted by this
+    // instance, so remembered; another instance's is checked once, as a Bearer token is), the
+    // CSRF value recomputed and compared, and the refresh's new token (one mint per session and
+    // second).
+    let mut second = 0i64;
+    let cookie = keys
+        .mint_cookie(42, "0123456789abcdef0123456789abcdef", expiry)
+        .expect("mint");
+    c.bench_function("cookie/verify", |b| {
+        b.iter(|| keys.verify_cookie(black_box(&cookie)).expect("valid"))
+    });
+    let csrf = keys.csrf_value("0123456789abcdef0123456789abcdef");
+    c.bench_function("cookie/CSRF check", |b| {
+        b.iter(|| {
+            keys.csrf_matches(
+                black_box("0123456789abcdef0123456789abcdef"),
+                black_box(&csrf),
+            )
+        })
+    });
+    c.bench_function("cookie/refresh (mint for a new second)", |b| {
+        b.iter(|| {
+            second += 1;
+            keys.mint_cookie(42, "0123456789abcdef0123456789abcdef", expiry + second)
+        })
+    });
     // The costliest narrowing the policy lets through (every block at its limits), judged in
     // full: the bound on what any holder can make one request cost.
     let worst = costliest_narrowing(&keys, &token);

@@ -112,7 +112,7 @@ pub struct TokenKeys {
     /// SHA-256 of a cookie token that passed → what it says.
     cookies: Cache<[u8; 32], Claims>,
     /// (user, session, expiry) → the cookie token minted for it: the responses of one second
-    /// to one session carry one token, so its next requests find it verified.
+    /// to one session carry one token (remembered as verified when minted).
     minted_cookies: Cache<(i64, String, i64), String>,
     /// Narrowed tokens judged at once on the blocking pool.
     judges: Arc<Semaphore>,
@@ -248,6 +248,14 @@ impl TokenKeys {
         }
         let token = self.mint_for(COOKIE_PURPOSE, user_id, session_id, expires_at)?;
         self.minted_cookies.insert(key, token.clone());
+        // What this instance signed needs no signature check when it comes back.
+        let claims = Claims {
+            user_id,
+            session_id: session_id.to_owned(),
+            expires_at: Some(expires_at),
+        };
+        self.cookies
+            .insert(Sha256::digest(token.as_bytes()).into(), claims);
         Ok(token)
     }
 
