@@ -55,6 +55,13 @@ enum UsersCommand {
         /// The user's username (case-insensitive).
         username: String,
     },
+    /// Remove every second factor of a user (a lost phone): TOTP and recovery codes. Ends all
+    /// the user's sessions and tells them by email.
+    #[cfg(feature = "two_factor")]
+    RemoveFactors {
+        /// The user's username (case-insensitive).
+        username: String,
+    },
     /// Remove a user's admin rights. The only admin keeps theirs.
     #[cfg(feature = "users")]
     UnsetAdmin {
@@ -170,6 +177,10 @@ async fn run(
                 #[cfg(feature = "users")]
                 UsersCommand::Delete { username } => accounts.delete(&username).await?,
                 UsersCommand::SetAdmin { username } => accounts.grant_admin(&username).await?,
+                #[cfg(feature = "two_factor")]
+                UsersCommand::RemoveFactors { username } => {
+                    accounts.remove_factors(&username).await?
+                }
                 #[cfg(feature = "users")]
                 UsersCommand::UnsetAdmin { username } => accounts.remove_admin(&username).await?,
             };

@@ -200,6 +200,18 @@ impl<'a> Accounts<'a> {
         Ok(format!("{name} is now an admin"))
     }
 
+    /// Removes a user's second factors (docs/two-factor.md, "Lost factors").
+    #[cfg(feature = "two_factor")]
+    pub async fn remove_factors(&self, name: &str) -> Result<String, String> {
+        if two_factor::remove_factors(self.db, self.mailer, name).await? {
+            Ok(format!(
+                "{name}'s second factors are removed and their sessions ended"
+            ))
+        } else {
+            Err(format!("{name} has no second factor"))
+        }
+    }
+
     #[cfg(feature = "users")]
     pub async fn remove_admin(&self, name: &str) -> Result<String, String> {
         match ::users::set_admin_rights(self.db, ::users::Actor::Operator, name, false).await {

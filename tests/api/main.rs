@@ -35,4 +35,6 @@ mod robustness;
 mod sessions;
 mod shapes;
 mod throttle;
+#[cfg(feature = "two_factor")]
+mod two_factor;
 mod users;

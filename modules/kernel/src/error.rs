@@ -18,6 +18,9 @@ pub struct ApiError {
     pub message: Cow<'static, str>,
     /// Seconds, for a 429.
     pub retry_after: Option<u64>,
+    /// What a client may need to go on, rendered as the envelope's `data` (a login that asks
+    /// for a second factor hands its step token there).
+    pub data: Option<serde_json::Value>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -89,6 +92,15 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            data: None,
+        }
+    }
+
+    /// The same error, with `data` beside its message.
+    pub fn with_data(self, data: serde_json::Value) -> Self {
+        ApiError {
+            data: Some(data),
+            ..self
         }
     }
 
@@ -170,7 +182,11 @@ impl From<sqlx::Error> for ApiError {
 
 impl<'r> Responder<'r, 'static> for ApiError {
     fn respond_to(self, request: &'r Request<'_>) -> response::Result<'static> {
-        let mut response = (self.status, envelope(&self.message)).respond_to(request)?;
+        let body = match self.data {
+            Some(data) => Json(json!({ "status": "error", "message": self.message, "data": data })),
+            None => envelope(&self.message),
+        };
+        let mut response = (self.status, body).respond_to(request)?;
         if let Some(seconds) = self.retry_after {
             response.set_header(rocket::http::Header::new(
                 "Retry-After",

@@ -25,6 +25,7 @@ pub mod pages;
 pub mod passwords;
 pub mod payload;
 pub mod requests;
+pub mod second_factor;
 pub mod services;
 pub mod settings;
 pub mod templates;

@@ -12,6 +12,8 @@
 //!   ([`ResetLinks`], the password-reset module's);
 //! - [`Lifecycle::offer_pictures`]: a data export carries the user's picture ([`PictureSource`],
 //!   the pictures module's).
+//! - [`Lifecycle::require_second_factor`]: a login whose password matched passes a second
+//!   step before its session opens ([`SecondFactor`], crate::second_factor).
 //!
 //! The kernel itself sets one more: with `cookies.enabled`, the user object also carries
 //! FitTrackee 1.x's keys ([`User::add_1x_keys`]), which the web client of cookie sessions reads.
@@ -24,6 +26,7 @@ use sqlx::AnyConnection;
 
 use crate::error::Failure;
 use crate::mail::Mailer;
+use crate::second_factor::SecondFactor;
 use crate::users::User;
 use crate::validate::Email;
 
@@ -82,6 +85,7 @@ pub struct Lifecycle {
     email_changes: OnceLock<Arc<dyn EmailChanges>>,
     reset_links: OnceLock<Arc<dyn ResetLinks>>,
     pictures: OnceLock<Arc<dyn PictureSource>>,
+    second_factor: OnceLock<Arc<dyn SecondFactor>>,
 }
 
 impl Lifecycle {
@@ -132,6 +136,16 @@ impl Lifecycle {
     /// Who keeps users' pictures (a data export carries the user's).
     pub fn pictures(&self) -> Option<Arc<dyn PictureSource>> {
         self.pictures.get().cloned()
+    }
+
+    /// Logins pass `factor`'s step once their password matched.
+    pub fn require_second_factor(&self, factor: Arc<dyn SecondFactor>) {
+        let _ = self.second_factor.set(factor);
+    }
+
+    /// The second step of a login, when a module keeps second factors.
+    pub fn second_factor(&self) -> Option<&dyn SecondFactor> {
+        self.second_factor.get().map(|f| &**f)
     }
 
     /// The user object of FitTrackee's API, with the lifecycle's keys and FitTrackee 1.x's

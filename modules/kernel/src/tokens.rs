@@ -219,6 +219,17 @@ impl TokenKeys {
         TokenKeys::from_hex(&stored).map_err(|e| Failure::new("the stored root key", e))
     }
 
+    /// A 32-byte key for one purpose of a module, derived from the root private key by
+    /// HKDF-SHA256 with `info` naming the purpose and its version (as the CSRF key is): every
+    /// instance on one database derives the same, and a new `info` gives an unrelated key.
+    pub fn derive_key(&self, info: &[u8]) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(None, &self.keys.private().to_bytes())
+            .expand(info, &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        key
+    }
+
     /// The public half of the root key: what a holder needs to read a token and narrow it.
     pub fn public_key(&self) -> PublicKey {
         self.public

@@ -8,6 +8,7 @@ use kernel::auth::End;
 use kernel::config::Section;
 use kernel::cookies::Browser;
 use kernel::passwords::Credentials;
+use kernel::second_factor::{Attempt, Passage, Presented};
 use kernel::validate::email_key;
 use kernel::{auth, ApiResult, AuthUser, Caller, Db, Describe, Metrics, Payload, Services};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -53,6 +54,8 @@ enum Outcome {
     Failed,
     /// Refused with a 429 before any password was checked.
     Throttled,
+    /// The password matched, the second factor was missing, wrong or throttled.
+    SecondFactor,
 }
 
 /// Label values in lower case, as Prometheus names go.
@@ -62,6 +65,7 @@ impl EncodeLabelValue for Outcome {
             Outcome::Ok => "ok",
             Outcome::Failed => "failed",
             Outcome::Throttled => "throttled",
+            Outcome::SecondFactor => "second_factor",
         })
     }
 }
@@ -85,6 +89,10 @@ impl Logins {
 struct Login {
     email: String,
     password: String,
+    /// A second factor, for an account that has one (docs/two-factor.md); FitTrackee's
+    /// clients send neither.
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
 }
 
 /// Unknown address and wrong password answer alike, in the same time: both verify an argon2
@@ -106,22 +114,46 @@ async fn login(
         passwords,
         ..
     } = kernel;
-    let Login { email, password } = body.0;
+    let Login {
+        email,
+        password,
+        totp_code,
+        recovery_code,
+    } = body.0;
     let account = email_key(&email);
     let outcome = passwords
         .check_credentials(db, &config.throttle, &account, caller.client, password)
         .await?;
-    logins.count(match outcome {
-        Credentials::Verified(_) => Outcome::Ok,
-        Credentials::Invalid => Outcome::Failed,
-        Credentials::Throttled { .. } => Outcome::Throttled,
-    });
+    match outcome {
+        Credentials::Verified(_) => {}
+        Credentials::Invalid => logins.count(Outcome::Failed),
+        Credentials::Throttled { .. } => logins.count(Outcome::Throttled),
+    }
     let sign_in = outcome.verified()?;
-    // The success and the new session in one transaction: one turn at SQLite's write lock.
+    // The success, the second step and the new session in one transaction: one turn at
+    // SQLite's write lock.
     let mut tx = kernel::db::begin_write(db).await?;
     sign_in.record(&mut tx, &config.throttle).await?;
+    if let Some(factor) = kernel.lifecycle.second_factor() {
+        let attempt = Attempt {
+            user_id: sign_in.user_id,
+            account: &account,
+            client: caller.client,
+        };
+        let presented = Presented {
+            totp_code,
+            recovery_code,
+        };
+        if let Passage::Refused(error) = factor.pass(&mut tx, kernel, attempt, &presented).await? {
+            // The password was right (recorded) and the step's counts stay counted.
+            tx.commit().await?;
+            logins.count(Outcome::SecondFactor);
+            return Err(error);
+        }
+    }
     let session = auth::open(&mut tx, keys, config, sign_in.user_id, &caller.agent).await?;
     tx.commit().await?;
+    logins.count(Outcome::Ok);
     // A browser gets the session in its cookies too (docs/browser-sessions.md); the body is
     // 0.5's either way.
     browser.open(&session);

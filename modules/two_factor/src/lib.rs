@@ -1,0 +1,326 @@
+//! Second factors (docs/two-factor.md): TOTP (RFC 6238) with recovery codes, enrolled and
+//! removed from a full session (`/api/auth/two-factor…`), asked for by the login through the
+//! kernel's hook (`kernel::second_factor`): a protected account's login answers a step token
+//! instead of a session until a code comes, in the login itself or at
+//! `POST /api/auth/two-factor/login`.
+
+mod notify;
+mod routes;
+mod secrets;
+mod store;
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use kernel::config::{ConfigError, Section};
+use kernel::second_factor::{Attempt, Passage, Presented, SecondFactor};
+use kernel::throttle::{self, Counter, Verdict};
+use kernel::{ApiError, Describe, Metrics, Services};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter as Series;
+use prometheus_client::metrics::family::Family;
+use rocket::fairing::AdHoc;
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::AnyConnection;
+
+pub use notify::remove_factors;
+
+pub const REQUIRED: &str = "two-factor authentication required";
+pub const INVALID_CODE: &str = "invalid two-factor authentication code";
+pub const INVALID_STEP: &str = "invalid token, please log in again";
+
+pub fn stage() -> AdHoc {
+    kernel::module(
+        |rocket, config: TwoFactorConfig| {
+            let codes = Codes::default();
+            if let Some(metrics) = rocket.state::<Metrics>() {
+                metrics.register(
+                    "two_factor_codes",
+                    "Second-factor codes checked, by outcome",
+                    codes.0.clone(),
+                );
+            }
+            let factors = Arc::new(Factors {
+                config: config.clone(),
+                codes: codes.clone(),
+            });
+            if let Some(lifecycle) = rocket.state::<kernel::Lifecycle>() {
+                lifecycle.require_second_factor(factors.clone());
+            }
+            rocket
+                .manage(factors)
+                .mount("/api/auth/two-factor", routes::routes())
+                .describe(include_str!("../openapi.json"))
+        },
+        |rocket, _| rocket,
+    )
+}
+
+/// The section `two_factor.*`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwoFactorConfig {
+    /// The issuer an authenticator app shows beside the account.
+    pub issuer: String,
+    /// Seconds a login's step token lives.
+    pub step_ttl: u64,
+    /// Wrong codes (TOTP or recovery) of one account per `throttle.window`.
+    pub code_failures_per_account: i64,
+    /// Recovery codes made at enrolment and at each regeneration.
+    pub recovery_codes: u8,
+}
+
+impl Default for TwoFactorConfig {
+    fn default() -> Self {
+        TwoFactorConfig {
+            issuer: "Stride".into(),
+            step_ttl: 300,
+            code_failures_per_account: 5,
+            recovery_codes: 10,
+        }
+    }
+}
+
+impl Section for TwoFactorConfig {
+    const NAME: &'static str = "two_factor";
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.issuer.trim().is_empty() || self.issuer.contains(':') {
+            return Err(ConfigError::invalid(
+                "two_factor.issuer",
+                format!("must be a name without ':' (got {:?})", self.issuer),
+            ));
+        }
+        if self.step_ttl == 0 {
+            return Err(ConfigError::invalid(
+                "two_factor.step_ttl",
+                "must be at least 1 second (got 0)",
+            ));
+        }
+        if self.code_failures_per_account < 1 {
+            return Err(ConfigError::invalid(
+                "two_factor.code_failures_per_account",
+                format!(
+                    "must be at least 1 (got {})",
+                    self.code_failures_per_account
+                ),
+            ));
+        }
+        if !(1..=50).contains(&self.recovery_codes) {
+            return Err(ConfigError::invalid(
+                "two_factor.recovery_codes",
+                format!("must be 1 to 50 (got {})", self.recovery_codes),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How a code check ended: the `outcome` label of `stride_two_factor_codes_total`.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+enum Outcome {
+    Accepted,
+    Refused,
+    Throttled,
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
+        encoder.write_str(match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Refused => "refused",
+            Outcome::Throttled => "throttled",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: Outcome,
+}
+
+#[derive(Default, Clone)]
+struct Codes(Family<OutcomeLabels, Series>);
+
+/// The module's state: its section, its series, and the login's second step.
+pub struct Factors {
+    config: TwoFactorConfig,
+    codes: Codes,
+}
+
+/// A code a user typed.
+#[derive(Debug, Clone, Copy)]
+enum Code<'a> {
+    Totp(&'a str),
+    Recovery(&'a str),
+}
+
+impl<'a> Code<'a> {
+    /// The TOTP code when there is one, else the recovery code.
+    fn of(totp: Option<&'a str>, recovery: Option<&'a str>) -> Option<Code<'a>> {
+        totp.map(Code::Totp).or(recovery.map(Code::Recovery))
+    }
+}
+
+/// What checking a code decided.
+enum Checked {
+    Accepted,
+    Refused(ApiError),
+}
+
+impl Factors {
+    fn seal_key(kernel: &Services<'_>) -> [u8; 32] {
+        kernel.keys.derive_key(secrets::SEAL_KEY_INFO)
+    }
+
+    /// The user's TOTP secret, unsealed: the active one, or with `pending` the one of an
+    /// enrolment still to be confirmed; None when there is no such factor.
+    async fn secret(
+        conn: &mut AnyConnection,
+        kernel: &Services<'_>,
+        user_id: i64,
+        pending: bool,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        let found = store::totp(conn, user_id).await?;
+        let Some(totp) = found.filter(|t| t.confirmed != pending) else {
+            return Ok(None);
+        };
+        secrets::open(&Self::seal_key(kernel), user_id, &totp.sealed_secret)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::internal(
+                    "a TOTP secret",
+                    "it does not open with this root key (was tokens.private_key changed?)",
+                )
+            })
+    }
+
+    /// Checks a code of an account with an active factor, counted first against the account's
+    /// limit (`two_factor.code_failures_per_account`); a code accepted is given back and used
+    /// up (a TOTP code's step, a recovery code). In the caller's transaction, which the caller
+    /// commits whatever the answer, so that refusals stay counted.
+    async fn check(
+        &self,
+        conn: &mut AnyConnection,
+        kernel: &Services<'_>,
+        user_id: i64,
+        code: Code<'_>,
+        pending: bool,
+    ) -> Result<Checked, ApiError> {
+        let throttling = &kernel.config.throttle;
+        // Keyed by the user, with no account subject: a correct password (which forgets the
+        // account's login failures) must not forget the code guesses that follow it.
+        let counters = [Counter::new(
+            throttling,
+            "two_factor:user",
+            &user_id.to_string(),
+            self.config.code_failures_per_account,
+        )];
+        if let Verdict::Refused { retry_after } =
+            throttle::take(conn, throttling, &counters).await?
+        {
+            self.count(Outcome::Throttled);
+            return Ok(Checked::Refused(ApiError::too_many_requests(
+                throttle::TOO_MANY,
+                retry_after,
+            )));
+        }
+        let now = kernel::db::now();
+        let accepted = match code {
+            Code::Totp(code) => match Self::secret(conn, kernel, user_id, pending).await? {
+                Some(secret) => match secrets::matching_step(&secret, code, now) {
+                    Some(step) => store::use_step(conn, user_id, step, pending, now).await?,
+                    None => false,
+                },
+                None => false,
+            },
+            Code::Recovery(_) if pending => false,
+            Code::Recovery(code) => {
+                let digest = secrets::recovery_digest(code);
+                let used = store::use_recovery_code(conn, user_id, &digest).await?;
+                if used {
+                    if let Some(user) = kernel::users::by_id(conn, user_id).await? {
+                        let left = store::recovery_codes_left(conn, user_id).await?;
+                        let change = notify::Change::RecoveryCodeUsed { left };
+                        notify::changed(conn, kernel.mailer, &user, change, None).await?;
+                    }
+                }
+                used
+            }
+        };
+        if accepted {
+            throttle::refund(conn, throttling, &counters).await?;
+            self.count(Outcome::Accepted);
+            Ok(Checked::Accepted)
+        } else {
+            self.count(Outcome::Refused);
+            Ok(Checked::Refused(ApiError::unauthorized(INVALID_CODE)))
+        }
+    }
+
+    fn count(&self, outcome: Outcome) {
+        self.codes.0.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// A new step token for `user_id`'s login: given once, stored as its SHA-256.
+    async fn new_step(&self, conn: &mut AnyConnection, user_id: i64) -> Result<String, ApiError> {
+        let token =
+            kernel::tokens::link_token().map_err(|e| ApiError::internal("a step token", e))?;
+        let now = kernel::db::now();
+        let ttl = i64::try_from(self.config.step_ttl).unwrap_or(i64::MAX);
+        store::insert_step(
+            conn,
+            &kernel::tokens::link_digest(&token),
+            user_id,
+            store::Purpose::Login,
+            now.saturating_add(ttl),
+            now,
+        )
+        .await?;
+        Ok(token)
+    }
+}
+
+#[rocket::async_trait]
+impl SecondFactor for Factors {
+    async fn pass(
+        &self,
+        conn: &mut AnyConnection,
+        kernel: Services<'_>,
+        attempt: Attempt<'_>,
+        presented: &Presented,
+    ) -> Result<Passage, ApiError> {
+        let has_factor = store::totp(conn, attempt.user_id)
+            .await?
+            .is_some_and(|t| t.confirmed);
+        if !has_factor {
+            return Ok(Passage::Open);
+        }
+        let code = Code::of(
+            presented.totp_code.as_deref(),
+            presented.recovery_code.as_deref(),
+        );
+        let Some(code) = code else {
+            // A client that knows nothing of second factors shows the message; one that knows
+            // sends the code with the step token.
+            let token = self.new_step(conn, attempt.user_id).await?;
+            return Ok(Passage::Refused(
+                ApiError::unauthorized(REQUIRED).with_data(json!({
+                    "step_token": token,
+                    "expires_in": self.config.step_ttl,
+                    "methods": ["totp", "recovery_code"],
+                })),
+            ));
+        };
+        Ok(
+            match self
+                .check(conn, &kernel, attempt.user_id, code, false)
+                .await?
+            {
+                Checked::Accepted => Passage::Open,
+                Checked::Refused(error) => Passage::Refused(error),
+            },
+        )
+    }
+}

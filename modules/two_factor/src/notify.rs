@@ -1,0 +1,92 @@
+//! What follows every change of a user's factors: an email to the user (en/fr,
+//! templates/email/*/two_factor_changed) and, but for a recovery code used at a login, the end
+//! of their other sessions, in the transaction of the change.
+
+use kernel::language::Language;
+use kernel::users::User;
+use kernel::{auth, ApiError, Db, Mailer};
+use serde_json::json;
+use sqlx::AnyConnection;
+
+use crate::store;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Change {
+    Enabled,
+    Disabled,
+    RecoveryCodes,
+    RecoveryCodeUsed { left: i64 },
+    RemovedByOperator,
+}
+
+impl Change {
+    fn name(self) -> &'static str {
+        match self {
+            Change::Enabled => "enabled",
+            Change::Disabled => "disabled",
+            Change::RecoveryCodes => "recovery_codes",
+            Change::RecoveryCodeUsed { .. } => "recovery_code_used",
+            Change::RemovedByOperator => "removed_by_operator",
+        }
+    }
+}
+
+/// Queues the email of `change` and ends the user's sessions but `keep`; returns how many
+/// ended. The caller commits, then wakes the courier.
+pub async fn changed(
+    conn: &mut AnyConnection,
+    mailer: &Mailer,
+    user: &User,
+    change: Change,
+    keep: Option<&str>,
+) -> Result<u64, ApiError> {
+    let lang = Language::of_user(user.language.as_deref()).code();
+    let left = match change {
+        Change::RecoveryCodeUsed { left } => left,
+        _ => 0,
+    };
+    let email = mailer
+        .compose(
+            "two_factor_changed",
+            lang,
+            &user.email,
+            &user.username,
+            json!({ "change": change.name(), "left": left }),
+        )
+        .map_err(|e| ApiError::internal("two-factor email", e))?;
+    mailer.enqueue(conn, &email).await?;
+    let ended = match change {
+        Change::RecoveryCodeUsed { .. } => 0,
+        _ => auth::close_all(conn, user.id, keep).await?,
+    };
+    tracing::info!(
+        user_id = user.id,
+        change = change.name(),
+        ended,
+        "second factors changed"
+    );
+    Ok(ended)
+}
+
+/// Removes every factor of the account named `username` (a lost phone: `stride users
+/// remove-factors`), ends all its sessions and tells the user. Ok(false) when it had none.
+pub async fn remove_factors(db: &Db, mailer: &Mailer, username: &str) -> Result<bool, String> {
+    let mut tx = kernel::db::begin_write(db)
+        .await
+        .map_err(|e| e.to_string())?;
+    let user = kernel::users::by_username(&mut tx, username)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user named '{username}'"))?;
+    let removed = store::remove_all(&mut tx, user.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    if removed {
+        changed(&mut tx, mailer, &user, Change::RemovedByOperator, None)
+            .await
+            .map_err(|e| e.message.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    mailer.wake();
+    Ok(removed)
+}

@@ -1,0 +1,309 @@
+//! The routes under `/api/auth/two-factor` (docs/two-factor.md, "API").
+
+use std::sync::Arc;
+
+use kernel::auth::{Manage, Read};
+use kernel::cookies::Browser;
+use kernel::users::{AccountState, User};
+use kernel::validate::email_key;
+use kernel::{auth, ApiError, ApiResult, AuthUser, Caller, Payload, Services};
+use rocket::serde::json::{json, Value};
+use rocket::{get, post, routes, Route, State};
+use serde::Deserialize;
+use sqlx::AnyConnection;
+
+use crate::notify::{self, Change};
+use crate::{secrets, store, Checked, Code, Factors, INVALID_STEP};
+
+pub const ALREADY_ENABLED: &str = "two-factor authentication is already enabled";
+pub const NOT_ENABLED: &str = "two-factor authentication is not enabled";
+pub const NO_ENROLMENT: &str = "no two-factor authentication enrolment in progress";
+
+pub fn routes() -> Vec<Route> {
+    routes![status, enrol, confirm, disable, recovery_codes, login]
+}
+
+/// The current password, checked (and counted) as a login's: ASVS 2.1.6's rule for changes of
+/// credentials, which a second factor is.
+async fn confirm_password(
+    kernel: Services<'_>,
+    caller: &Caller,
+    user: &User,
+    password: String,
+) -> Result<(), ApiError> {
+    let account = email_key(&user.email);
+    let sign_in = kernel
+        .passwords
+        .check_credentials(
+            kernel.db,
+            &kernel.config.throttle,
+            &account,
+            caller.client,
+            password,
+        )
+        .await?
+        .verified()?;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    sign_in.record(&mut tx, &kernel.config.throttle).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn new_recovery_codes(
+    conn: &mut AnyConnection,
+    factors: &Factors,
+    user_id: i64,
+) -> Result<Vec<String>, ApiError> {
+    let codes = (0..factors.config.recovery_codes)
+        .map(|_| secrets::recovery_code())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::internal("recovery codes", e))?;
+    let digests: Vec<String> = codes.iter().map(|c| secrets::recovery_digest(c)).collect();
+    store::set_recovery_codes(conn, user_id, &digests).await?;
+    Ok(codes)
+}
+
+/// The user's factors.
+#[get("/")]
+async fn status(auth: AuthUser<Read>, kernel: Services<'_>) -> ApiResult<Value> {
+    let mut conn = kernel.db.acquire().await?;
+    let totp = store::totp(&mut conn, auth.user.id).await?;
+    let left = store::recovery_codes_left(&mut conn, auth.user.id).await?;
+    Ok(json!({
+        "status": "success",
+        "data": {
+            "totp": totp.as_ref().is_some_and(|t| t.confirmed),
+            "enrolment_pending": totp.as_ref().is_some_and(|t| !t.confirmed),
+            "recovery_codes_left": left,
+        },
+    }))
+}
+
+#[derive(Deserialize)]
+struct Enrol {
+    password: String,
+}
+
+/// Starts a TOTP enrolment: a new secret, its URI and QR code. Active only once a first code
+/// proves it ([`confirm`]); starting again replaces a secret not yet confirmed.
+#[post("/totp", data = "<body>")]
+async fn enrol(
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    caller: Caller,
+    factors: &State<Arc<Factors>>,
+    body: Payload<Enrol>,
+) -> ApiResult<Value> {
+    let user = &auth.user;
+    if active(kernel, user.id).await? {
+        return Err(ApiError::bad_request(ALREADY_ENABLED));
+    }
+    confirm_password(kernel, &caller, user, body.0.password).await?;
+    let secret = secrets::random::<{ secrets::SECRET_LEN }>()
+        .map_err(|e| ApiError::internal("a TOTP secret", e))?;
+    let sealed = secrets::seal(&Factors::seal_key(&kernel), user.id, &secret)
+        .map_err(|e| ApiError::internal("a TOTP secret", e))?;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    if !store::start_enrolment(&mut tx, user.id, &sealed, kernel::db::now()).await? {
+        return Err(ApiError::bad_request(ALREADY_ENABLED));
+    }
+    tx.commit().await?;
+    let uri = secrets::otpauth_uri(&factors.config.issuer, &user.username, &secret);
+    let qr = secrets::qr_svg_data_uri(&uri).map_err(|e| ApiError::internal("a QR code", e))?;
+    Ok(json!({
+        "status": "success",
+        "message": "scan the QR code, then confirm with a code",
+        "data": {
+            "secret": secrets::base32(&secret),
+            "otpauth_uri": uri,
+            "qr_code": qr,
+        },
+    }))
+}
+
+async fn active(kernel: Services<'_>, user_id: i64) -> Result<bool, ApiError> {
+    let mut conn = kernel.db.acquire().await?;
+    Ok(store::totp(&mut conn, user_id)
+        .await?
+        .is_some_and(|t| t.confirmed))
+}
+
+#[derive(Deserialize)]
+struct Confirm {
+    totp_code: String,
+}
+
+/// Proves an enrolment with a first code: the factor is active, recovery codes are made (shown
+/// this once), the user's other sessions end and an email tells them.
+#[post("/totp/confirm", data = "<body>")]
+async fn confirm(
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    factors: &State<Arc<Factors>>,
+    body: Payload<Confirm>,
+) -> ApiResult<Value> {
+    let user = &auth.user;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    match store::totp(&mut tx, user.id).await? {
+        None => return Err(ApiError::bad_request(NO_ENROLMENT)),
+        Some(t) if t.confirmed => return Err(ApiError::bad_request(ALREADY_ENABLED)),
+        Some(_) => {}
+    }
+    let code = Code::Totp(&body.0.totp_code);
+    if let Checked::Refused(error) = factors.check(&mut tx, &kernel, user.id, code, true).await? {
+        tx.commit().await?;
+        return Err(error);
+    }
+    let codes = new_recovery_codes(&mut tx, factors, user.id).await?;
+    store::forget_steps(&mut tx, user.id).await?;
+    notify::changed(
+        &mut tx,
+        kernel.mailer,
+        user,
+        Change::Enabled,
+        Some(&auth.session_id),
+    )
+    .await?;
+    tx.commit().await?;
+    kernel.mailer.wake();
+    Ok(json!({
+        "status": "success",
+        "message": "two-factor authentication enabled",
+        "data": { "recovery_codes": codes },
+    }))
+}
+
+#[derive(Deserialize)]
+struct Proof {
+    password: String,
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+/// The password, then a code of the active factor (TOTP or recovery), in the returned
+/// transaction: what removing or regenerating asks for. Refusals are committed (counted).
+async fn prove(
+    auth: &AuthUser<Manage>,
+    kernel: Services<'_>,
+    caller: &Caller,
+    factors: &Factors,
+    proof: Proof,
+) -> Result<kernel::db::WriteTx, ApiError> {
+    let user = &auth.user;
+    let Some(code) = Code::of(proof.totp_code.as_deref(), proof.recovery_code.as_deref()) else {
+        return Err(ApiError::invalid_payload());
+    };
+    if !active(kernel, user.id).await? {
+        return Err(ApiError::bad_request(NOT_ENABLED));
+    }
+    confirm_password(kernel, caller, user, proof.password.clone()).await?;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    if let Checked::Refused(error) = factors
+        .check(&mut tx, &kernel, user.id, code, false)
+        .await?
+    {
+        tx.commit().await?;
+        return Err(error);
+    }
+    Ok(tx)
+}
+
+/// Removes the second factor (TOTP and recovery codes) with the password and a code.
+#[post("/disable", data = "<body>")]
+async fn disable(
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    caller: Caller,
+    factors: &State<Arc<Factors>>,
+    body: Payload<Proof>,
+) -> ApiResult<Value> {
+    let mut tx = prove(&auth, kernel, &caller, factors, body.0).await?;
+    store::remove_all(&mut tx, auth.user.id).await?;
+    let keep = Some(auth.session_id.as_str());
+    notify::changed(&mut tx, kernel.mailer, &auth.user, Change::Disabled, keep).await?;
+    tx.commit().await?;
+    kernel.mailer.wake();
+    Ok(json!({ "status": "success", "message": "two-factor authentication disabled" }))
+}
+
+/// New recovery codes, the old ones dead, with the password and a code.
+#[post("/recovery-codes", data = "<body>")]
+async fn recovery_codes(
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    caller: Caller,
+    factors: &State<Arc<Factors>>,
+    body: Payload<Proof>,
+) -> ApiResult<Value> {
+    let mut tx = prove(&auth, kernel, &caller, factors, body.0).await?;
+    let codes = new_recovery_codes(&mut tx, factors, auth.user.id).await?;
+    let keep = Some(auth.session_id.as_str());
+    notify::changed(
+        &mut tx,
+        kernel.mailer,
+        &auth.user,
+        Change::RecoveryCodes,
+        keep,
+    )
+    .await?;
+    tx.commit().await?;
+    kernel.mailer.wake();
+    Ok(json!({
+        "status": "success",
+        "message": "recovery codes regenerated",
+        "data": { "recovery_codes": codes },
+    }))
+}
+
+#[derive(Deserialize)]
+struct Step {
+    step_token: String,
+    totp_code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+/// Completes a login that answered `two-factor authentication required`: its step token and a
+/// code open the session, as the login would have. The token is used up by the session it
+/// opens; a wrong code leaves it (counted against the account's limit) until it expires.
+#[post("/login", data = "<body>")]
+async fn login(
+    kernel: Services<'_>,
+    caller: Caller,
+    browser: Browser<'_>,
+    factors: &State<Arc<Factors>>,
+    body: Payload<Step>,
+) -> ApiResult<Value> {
+    let step = body.0;
+    let Some(code) = Code::of(step.totp_code.as_deref(), step.recovery_code.as_deref()) else {
+        return Err(ApiError::invalid_payload());
+    };
+    let digest = kernel::tokens::link_digest(&step.step_token);
+    let now = kernel::db::now();
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let purpose = store::Purpose::Login;
+    let Some(user_id) = store::step_user(&mut tx, &digest, purpose, now).await? else {
+        return Err(ApiError::unauthorized(INVALID_STEP));
+    };
+    let user = kernel::users::by_id(&mut tx, user_id).await?;
+    if !user.is_some_and(|u| u.state == AccountState::Active) {
+        return Err(ApiError::unauthorized(INVALID_STEP));
+    }
+    if let Checked::Refused(error) = factors
+        .check(&mut tx, &kernel, user_id, code, false)
+        .await?
+    {
+        tx.commit().await?;
+        return Err(error);
+    }
+    if !store::use_step_token(&mut tx, &digest).await? {
+        return Err(ApiError::unauthorized(INVALID_STEP));
+    }
+    let session = auth::open(&mut tx, kernel.keys, kernel.config, user_id, &caller.agent).await?;
+    tx.commit().await?;
+    browser.open(&session);
+    Ok(json!({
+        "status": "success",
+        "message": "successfully logged in",
+        "auth_token": session.token,
+    }))
+}
