@@ -727,14 +727,25 @@ fn slow_logins_under_the_argon2_queue_are_not_cut() {
             .map(|t| t.join().expect("a login"))
             .collect()
     };
-    // How many logins this machine does in a second, to queue about 3 s worth of them.
+    // How many logins this machine does in a second, to queue about 3 s worth of them. The
+    // rate measured on a busy machine can be low: when no login then waited past the limits,
+    // the queue is made twice as long, up to three times.
     let start = Instant::now();
     login(30);
     let rate = 30.0 / start.elapsed().as_secs_f64();
-    let count = ((rate * 3.0) as usize).clamp(40, 400);
-    let waits = login(count);
-    let slowest = waits.iter().max().copied().unwrap_or_default();
-    eprintln!("{count} concurrent logins ({rate:.0}/s): all answered, the slowest in {slowest:?}");
+    let mut count = ((rate * 3.0) as usize).clamp(40, 400);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..3 {
+        let waits = login(count);
+        slowest = waits.iter().max().copied().unwrap_or_default();
+        eprintln!(
+            "{count} concurrent logins ({rate:.0}/s): all answered, the slowest in {slowest:?}"
+        );
+        if slowest > Duration::from_millis(1500) {
+            break;
+        }
+        count = (count * 2).min(1600);
+    }
     assert!(
         slowest > Duration::from_millis(1500),
         "no login waited longer than the limits ({slowest:?}): the test proves nothing"
