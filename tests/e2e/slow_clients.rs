@@ -744,7 +744,7 @@ fn slow_logins_under_the_argon2_queue_are_not_cut() {
         if slowest > Duration::from_millis(1500) {
             break;
         }
-        count = (count * 2).min(1600);
+        count = (count * 2).min(800);
     }
     assert!(
         slowest > Duration::from_millis(1500),
