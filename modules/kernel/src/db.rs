@@ -282,9 +282,30 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{begin_write, sqlite_path};
+    use super::{begin_write, sqlite_path, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
     use sqlx::any::AnyPoolOptions;
     use std::time::Duration;
+
+    /// Each backend's migrations have distinct versions (branches written side by side can
+    /// both take the next number), and the two backends have the same ones, of the same names.
+    #[test]
+    fn migrations_are_one_list_on_both_backends() {
+        let list = |migrator: &sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+            migrator
+                .iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect()
+        };
+        let (sqlite, postgres) = (list(&SQLITE_MIGRATIONS), list(&POSTGRES_MIGRATIONS));
+        let mut versions: Vec<i64> = sqlite.iter().map(|(v, _)| *v).collect();
+        versions.dedup();
+        assert_eq!(
+            versions.len(),
+            sqlite.len(),
+            "a version taken twice: {sqlite:?}"
+        );
+        assert_eq!(sqlite, postgres);
+    }
 
     async fn sqlite_pool(name: &str) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
