@@ -174,6 +174,43 @@ each_backend! {
         app.login(&email("sam"), PASSWORD).await.assert_error(401, "two-factor authentication required");
     }
 
+    async fn the_policy_switched_off_lifts_the_requirement(backend) {
+        let app = TestApp::with(&backend, policy("everyone")).await;
+        app.register("sam").await;
+        required_by(&app.login(&email("sam"), PASSWORD).await);
+        app.sql(&format!("UPDATE two_factor_grace SET started_at = started_at - {WEEK}")).await;
+        enrol_token(&app.login(&email("sam"), PASSWORD).await);
+        // The same database, the policy off: the login opens the session and forgets the grace.
+        let off = TestApp::on(crate::helpers::TestDb::shared(&app.db), |f| f).await;
+        unrequired(&off.login(&email("sam"), PASSWORD).await);
+        assert_eq!(off.count("SELECT COUNT(*) AS n FROM two_factor_grace").await, 0);
+        // On again: a grace period from this login.
+        let on = TestApp::on(crate::helpers::TestDb::shared(&app.db), policy("everyone")).await;
+        required_by(&on.login(&email("sam"), PASSWORD).await);
+    }
+
+    async fn disabling_one_s_own_factor_restarts_no_grace_period(backend) {
+        let app = TestApp::with(&backend, policy("admins")).await;
+        let session = app.admin("ada").await;
+        let by = required_by(&app.login(&email("ada"), PASSWORD).await);
+        let data = app
+            .post_auth("/api/auth/two-factor/totp", &session, json!({"password": PASSWORD}))
+            .await
+            .body["data"]
+            .clone();
+        let secret = data["secret"].as_str().expect("a secret");
+        app.post_auth("/api/auth/two-factor/totp/confirm", &session, json!({"totp_code": code(secret, -1).await}))
+            .await
+            .assert_success(200, "two-factor authentication enabled");
+        app.post_auth("/api/auth/two-factor/disable", &session, json!({"password": PASSWORD, "totp_code": code(secret, 0).await}))
+            .await
+            .assert_success(200, "two-factor authentication disabled");
+        // Within the grace period still, with the same deadline; past it, enrolment again.
+        assert_eq!(required_by(&app.login(&email("ada"), PASSWORD).await), by);
+        app.sql(&format!("UPDATE two_factor_grace SET started_at = started_at - {WEEK}")).await;
+        enrol_token(&app.login(&email("ada"), PASSWORD).await);
+    }
+
     async fn an_enrolment_token_expires(backend) {
         let config = |f: figment::Figment| {
             f.merge(("two_factor.required", "everyone"))
