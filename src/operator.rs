@@ -205,7 +205,8 @@ impl<'a> Accounts<'a> {
     pub async fn remove_factors(&self, name: &str) -> Result<String, String> {
         if two_factor::remove_factors(self.db, self.mailer, name).await? {
             Ok(format!(
-                "{name}'s second factors are removed and their sessions ended"
+                "{name}'s second factors are removed and their sessions ended; where \
+                 two_factor.required applies to them, a new grace period starts at their next login"
             ))
         } else {
             Err(format!("{name} has no second factor"))

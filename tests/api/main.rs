@@ -37,4 +37,6 @@ mod shapes;
 mod throttle;
 #[cfg(feature = "two_factor")]
 mod two_factor;
+#[cfg(feature = "two_factor")]
+mod two_factor_policy;
 mod users;

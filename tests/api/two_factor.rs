@@ -20,7 +20,7 @@ fn python() -> String {
 
 /// The code of `secret` `offset` steps (30 s each) from now, by pyotp. Waits for the next step
 /// when this one ends within 4 s, so that the server sees the step the test meant.
-async fn code(secret: &str, offset: i64) -> String {
+pub(crate) async fn code(secret: &str, offset: i64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("time")

@@ -31,6 +31,9 @@ pub struct Attempt<'a> {
 #[derive(Debug)]
 pub enum Passage {
     Open,
+    /// The session opens, and the login's answer carries these keys too: Stride's extras
+    /// beside FitTrackee's keys, which they never replace (a FitTrackee client ignores them).
+    OpenWith(serde_json::Map<String, serde_json::Value>),
     /// No session: the answer to give instead (a factor is required, a code is wrong, too
     /// many guesses). What the step wrote is kept: the caller commits its transaction.
     Refused(ApiError),

@@ -134,6 +134,7 @@ async fn login(
     // SQLite's write lock.
     let mut tx = kernel::db::begin_write(db).await?;
     sign_in.record(&mut tx, &config.throttle).await?;
+    let mut extra = serde_json::Map::new();
     if let Some(factor) = kernel.lifecycle.second_factor() {
         let attempt = Attempt {
             user_id: sign_in.user_id,
@@ -144,11 +145,15 @@ async fn login(
             totp_code,
             recovery_code,
         };
-        if let Passage::Refused(error) = factor.pass(&mut tx, kernel, attempt, &presented).await? {
-            // The password was right (recorded) and the step's counts stay counted.
-            tx.commit().await?;
-            logins.count(Outcome::SecondFactor);
-            return Err(error);
+        match factor.pass(&mut tx, kernel, attempt, &presented).await? {
+            Passage::Open => {}
+            Passage::OpenWith(keys) => extra = keys,
+            Passage::Refused(error) => {
+                // The password was right (recorded) and the step's counts stay counted.
+                tx.commit().await?;
+                logins.count(Outcome::SecondFactor);
+                return Err(error);
+            }
         }
     }
     let session = auth::open(&mut tx, keys, config, sign_in.user_id, &caller.agent).await?;
@@ -157,11 +162,17 @@ async fn login(
     // A browser gets the session in its cookies too (docs/browser-sessions.md); the body is
     // 0.5's either way.
     browser.open(&session);
-    Ok(json!({
+    let mut answer = json!({
         "status": "success",
         "message": "successfully logged in",
         "auth_token": session.token,
-    }))
+    });
+    if let Some(answer) = answer.as_object_mut() {
+        for (key, value) in extra {
+            answer.entry(key).or_insert(value);
+        }
+    }
+    Ok(answer)
 }
 
 /// Ends the session making the request; a browser's cookies are cleared by the kernel, which

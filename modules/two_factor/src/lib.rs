@@ -29,6 +29,9 @@ pub use notify::remove_factors;
 pub const REQUIRED: &str = "two-factor authentication required";
 pub const INVALID_CODE: &str = "invalid two-factor authentication code";
 pub const INVALID_STEP: &str = "invalid token, please log in again";
+pub const ENROLMENT_REQUIRED: &str = "two-factor enrolment required";
+/// The login answer's extra key during a grace period (docs/two-factor.md, "Policy").
+pub const REQUIRED_BY: &str = "two_factor_enrolment_required_by";
 
 pub fn stage() -> AdHoc {
     kernel::module(
@@ -69,7 +72,36 @@ pub struct TwoFactorConfig {
     pub code_failures_per_account: i64,
     /// Recovery codes made at enrolment and at each regeneration.
     pub recovery_codes: u8,
+    /// Whose accounts must have a second factor.
+    pub required: Required,
+    /// Seconds an account the policy requires a factor of may still log in without one,
+    /// from the first login at which the policy applied to it.
+    pub grace_period: u64,
+    /// Seconds the enrolment token of a login past its grace period lives.
+    pub enrol_ttl: u64,
 }
+
+/// `two_factor.required`: the accounts that must have a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Required {
+    Off,
+    Admins,
+    Everyone,
+}
+
+impl Required {
+    fn applies(self, admin: bool) -> bool {
+        match self {
+            Required::Off => false,
+            Required::Admins => admin,
+            Required::Everyone => true,
+        }
+    }
+}
+
+/// The longest grace period: a year.
+const MAX_GRACE: u64 = 365 * 24 * 3600;
 
 impl Default for TwoFactorConfig {
     fn default() -> Self {
@@ -78,6 +110,9 @@ impl Default for TwoFactorConfig {
             step_ttl: 300,
             code_failures_per_account: 5,
             recovery_codes: 10,
+            required: Required::Off,
+            grace_period: 7 * 24 * 3600,
+            enrol_ttl: 900,
         }
     }
 }
@@ -111,6 +146,21 @@ impl Section for TwoFactorConfig {
             return Err(ConfigError::invalid(
                 "two_factor.recovery_codes",
                 format!("must be 1 to 50 (got {})", self.recovery_codes),
+            ));
+        }
+        if self.grace_period > MAX_GRACE {
+            return Err(ConfigError::invalid(
+                "two_factor.grace_period",
+                format!(
+                    "must be 0 to {MAX_GRACE} seconds (a year; got {})",
+                    self.grace_period
+                ),
+            ));
+        }
+        if self.enrol_ttl == 0 {
+            return Err(ConfigError::invalid(
+                "two_factor.enrol_ttl",
+                "must be at least 1 second (got 0)",
             ));
         }
         Ok(())
@@ -263,22 +313,70 @@ impl Factors {
         self.codes.0.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
-    /// A new step token for `user_id`'s login: given once, stored as its SHA-256.
-    async fn new_step(&self, conn: &mut AnyConnection, user_id: i64) -> Result<String, ApiError> {
+    /// A new step token for `user_id`'s login: given once, stored as its SHA-256 with its
+    /// purpose; a login's lives `step_ttl`, an enrolment's `enrol_ttl`.
+    async fn new_step(
+        &self,
+        conn: &mut AnyConnection,
+        user_id: i64,
+        purpose: store::Purpose,
+    ) -> Result<String, ApiError> {
         let token =
             kernel::tokens::link_token().map_err(|e| ApiError::internal("a step token", e))?;
         let now = kernel::db::now();
-        let ttl = i64::try_from(self.config.step_ttl).unwrap_or(i64::MAX);
+        let ttl = match purpose {
+            store::Purpose::Login => self.config.step_ttl,
+            store::Purpose::Enrol => self.config.enrol_ttl,
+        };
+        let ttl = i64::try_from(ttl).unwrap_or(i64::MAX);
         store::insert_step(
             conn,
             &kernel::tokens::link_digest(&token),
             user_id,
-            store::Purpose::Login,
+            purpose,
             now.saturating_add(ttl),
             now,
         )
         .await?;
         Ok(token)
+    }
+
+    /// The policy (`two_factor.required`), for a login whose account has no active factor:
+    /// not required, the session opens (and a grace period begun earlier is forgotten);
+    /// required and within the grace period, the session opens and the answer says until when
+    /// (the first time, an email too); past it, no session but an enrolment token.
+    async fn policy(
+        &self,
+        conn: &mut AnyConnection,
+        kernel: &Services<'_>,
+        user_id: i64,
+    ) -> Result<Passage, ApiError> {
+        let user = kernel::users::by_id(conn, user_id).await?;
+        let Some(user) = user.filter(|u| self.config.required.applies(u.admin)) else {
+            store::forget_grace(conn, user_id).await?;
+            return Ok(Passage::Open);
+        };
+        let now = kernel::db::now();
+        let (started, first) = store::grace_start(conn, user_id, now).await?;
+        let grace = i64::try_from(self.config.grace_period).unwrap_or(i64::MAX);
+        let deadline = started.saturating_add(grace);
+        if now < deadline {
+            let by = kernel::dates::http_date_from_unix(deadline);
+            if first {
+                notify::enrolment_required(conn, kernel.mailer, &user, &by).await?;
+            }
+            let mut keys = serde_json::Map::new();
+            keys.insert(REQUIRED_BY.into(), by.into());
+            return Ok(Passage::OpenWith(keys));
+        }
+        let token = self.new_step(conn, user_id, store::Purpose::Enrol).await?;
+        Ok(Passage::Refused(
+            ApiError::unauthorized(ENROLMENT_REQUIRED).with_data(json!({
+                "enrol_token": token,
+                "expires_in": self.config.enrol_ttl,
+                "methods": ["totp"],
+            })),
+        ))
     }
 }
 
@@ -295,7 +393,7 @@ impl SecondFactor for Factors {
             .await?
             .is_some_and(|t| t.confirmed);
         if !has_factor {
-            return Ok(Passage::Open);
+            return self.policy(conn, &kernel, attempt.user_id).await;
         }
         let code = Code::of(
             presented.totp_code.as_deref(),
@@ -304,7 +402,9 @@ impl SecondFactor for Factors {
         let Some(code) = code else {
             // A client that knows nothing of second factors shows the message; one that knows
             // sends the code with the step token.
-            let token = self.new_step(conn, attempt.user_id).await?;
+            let token = self
+                .new_step(conn, attempt.user_id, store::Purpose::Login)
+                .await?;
             return Ok(Passage::Refused(
                 ApiError::unauthorized(REQUIRED).with_data(json!({
                     "step_token": token,

@@ -68,8 +68,32 @@ pub async fn changed(
     Ok(ended)
 }
 
+/// The reminder of a grace period's end (sent once: when the grace period begins), queued in
+/// the login's transaction; the courier's next round sends it.
+pub async fn enrolment_required(
+    conn: &mut AnyConnection,
+    mailer: &Mailer,
+    user: &User,
+    deadline: &str,
+) -> Result<(), ApiError> {
+    let lang = Language::of_user(user.language.as_deref()).code();
+    let email = mailer
+        .compose(
+            "two_factor_required",
+            lang,
+            &user.email,
+            &user.username,
+            json!({ "deadline": deadline }),
+        )
+        .map_err(|e| ApiError::internal("two-factor email", e))?;
+    mailer.enqueue(conn, &email).await?;
+    Ok(())
+}
+
 /// Removes every factor of the account named `username` (a lost phone: `stride users
 /// remove-factors`), ends all its sessions and tells the user. Ok(false) when it had none.
+/// Under the policy (`two_factor.required`), the account's grace period starts again at its next
+/// login.
 pub async fn remove_factors(db: &Db, mailer: &Mailer, username: &str) -> Result<bool, String> {
     let mut tx = kernel::db::begin_write(db)
         .await
@@ -82,6 +106,9 @@ pub async fn remove_factors(db: &Db, mailer: &Mailer, username: &str) -> Result<
         .await
         .map_err(|e| e.to_string())?;
     if removed {
+        store::forget_grace(&mut tx, user.id)
+            .await
+            .map_err(|e| e.to_string())?;
         changed(&mut tx, mailer, &user, Change::RemovedByOperator, None)
             .await
             .map_err(|e| e.message.to_string())?;

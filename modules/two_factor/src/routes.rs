@@ -20,7 +20,16 @@ pub const NOT_ENABLED: &str = "two-factor authentication is not enabled";
 pub const NO_ENROLMENT: &str = "no two-factor authentication enrolment in progress";
 
 pub fn routes() -> Vec<Route> {
-    routes![status, enrol, confirm, disable, recovery_codes, login]
+    routes![
+        status,
+        enrol,
+        confirm,
+        disable,
+        recovery_codes,
+        login,
+        enrol_start,
+        enrol_confirm
+    ]
 }
 
 /// The current password, checked (and counted) as a login's: ASVS 2.1.6's rule for changes of
@@ -99,15 +108,27 @@ async fn enrol(
         return Err(ApiError::bad_request(ALREADY_ENABLED));
     }
     confirm_password(kernel, &caller, user, body.0.password).await?;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let answer = begin(&mut tx, kernel, factors, user).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+/// A new pending secret for `user` (replacing one not confirmed yet), and the answer showing
+/// it; 400 when a factor is active.
+async fn begin(
+    conn: &mut AnyConnection,
+    kernel: Services<'_>,
+    factors: &Factors,
+    user: &User,
+) -> ApiResult<Value> {
     let secret = secrets::random::<{ secrets::SECRET_LEN }>()
         .map_err(|e| ApiError::internal("a TOTP secret", e))?;
     let sealed = secrets::seal(&Factors::seal_key(&kernel), user.id, &secret)
         .map_err(|e| ApiError::internal("a TOTP secret", e))?;
-    let mut tx = kernel::db::begin_write(kernel.db).await?;
-    if !store::start_enrolment(&mut tx, user.id, &sealed, kernel::db::now()).await? {
+    if !store::start_enrolment(conn, user.id, &sealed, kernel::db::now()).await? {
         return Err(ApiError::bad_request(ALREADY_ENABLED));
     }
-    tx.commit().await?;
     let uri = secrets::otpauth_uri(&factors.config.issuer, &user.username, &secret);
     let qr = secrets::qr_svg_data_uri(&uri).map_err(|e| ApiError::internal("a QR code", e))?;
     Ok(json!({
@@ -305,5 +326,94 @@ async fn login(
         "status": "success",
         "message": "successfully logged in",
         "auth_token": session.token,
+    }))
+}
+
+/// The active account of a live enrolment token (docs/two-factor.md, "Policy"), not using it
+/// up; 401 `invalid token, please log in again` for anything else (a login's step token, a
+/// session token, a token used or expired).
+async fn enrolling(conn: &mut AnyConnection, enrol_token: &str) -> Result<User, ApiError> {
+    let digest = kernel::tokens::link_digest(enrol_token);
+    let now = kernel::db::now();
+    let purpose = store::Purpose::Enrol;
+    let Some(user_id) = store::step_user(conn, &digest, purpose, now).await? else {
+        return Err(ApiError::unauthorized(INVALID_STEP));
+    };
+    kernel::users::by_id(conn, user_id)
+        .await?
+        .filter(|u| u.state == AccountState::Active)
+        .ok_or_else(|| ApiError::unauthorized(INVALID_STEP))
+}
+
+#[derive(Deserialize)]
+struct EnrolStart {
+    enrol_token: String,
+}
+
+/// The TOTP enrolment of a login refused with `two-factor enrolment required`: its enrolment
+/// token stands for the password the login just checked. Starting again replaces the pending
+/// secret; the token stays live until it opens a session or expires.
+#[post("/enrol/start", data = "<body>")]
+async fn enrol_start(
+    kernel: Services<'_>,
+    factors: &State<Arc<Factors>>,
+    body: Payload<EnrolStart>,
+) -> ApiResult<Value> {
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let user = enrolling(&mut tx, &body.0.enrol_token).await?;
+    let answer = begin(&mut tx, kernel, factors, &user).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+#[derive(Deserialize)]
+struct EnrolConfirm {
+    enrol_token: String,
+    totp_code: String,
+}
+
+/// Proves the enrolment started with the enrolment token by a first code: the factor is
+/// active, recovery codes are made (shown this once), the user's sessions end, an email tells
+/// them, and the session the login was refused opens (the browser's cookies too). The token is
+/// used up by that session; a wrong code leaves it live, counted against the account's limit.
+#[post("/enrol/confirm", data = "<body>")]
+async fn enrol_confirm(
+    kernel: Services<'_>,
+    caller: Caller,
+    browser: Browser<'_>,
+    factors: &State<Arc<Factors>>,
+    body: Payload<EnrolConfirm>,
+) -> ApiResult<Value> {
+    let EnrolConfirm {
+        enrol_token,
+        totp_code,
+    } = body.0;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let user = enrolling(&mut tx, &enrol_token).await?;
+    match store::totp(&mut tx, user.id).await? {
+        None => return Err(ApiError::bad_request(NO_ENROLMENT)),
+        Some(t) if t.confirmed => return Err(ApiError::bad_request(ALREADY_ENABLED)),
+        Some(_) => {}
+    }
+    let code = Code::Totp(&totp_code);
+    if let Checked::Refused(error) = factors.check(&mut tx, &kernel, user.id, code, true).await? {
+        tx.commit().await?;
+        return Err(error);
+    }
+    if !store::use_step_token(&mut tx, &kernel::tokens::link_digest(&enrol_token)).await? {
+        return Err(ApiError::unauthorized(INVALID_STEP));
+    }
+    let codes = new_recovery_codes(&mut tx, factors, user.id).await?;
+    store::forget_steps(&mut tx, user.id).await?;
+    notify::changed(&mut tx, kernel.mailer, &user, Change::Enabled, None).await?;
+    let session = auth::open(&mut tx, kernel.keys, kernel.config, user.id, &caller.agent).await?;
+    tx.commit().await?;
+    kernel.mailer.wake();
+    browser.open(&session);
+    Ok(json!({
+        "status": "success",
+        "message": "two-factor authentication enabled",
+        "auth_token": session.token,
+        "data": { "recovery_codes": codes },
     }))
 }

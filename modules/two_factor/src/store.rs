@@ -143,12 +143,16 @@ pub async fn recovery_codes_left(
 pub enum Purpose {
     /// A login whose password matched, waiting for its second factor.
     Login,
+    /// A login whose password matched, of an account the policy requires a factor of and whose
+    /// grace period is over: it allows the TOTP enrolment only (docs/two-factor.md, "Policy").
+    Enrol,
 }
 
 impl Purpose {
     fn as_str(self) -> &'static str {
         match self {
             Purpose::Login => "login",
+            Purpose::Enrol => "enrol",
         }
     }
 }
@@ -209,6 +213,38 @@ pub async fn use_step_token(conn: &mut AnyConnection, digest: &str) -> Result<bo
 
 pub async fn forget_steps(conn: &mut AnyConnection, user_id: i64) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM two_factor_steps WHERE user_id = $1")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// When the policy's grace period began for the user: the instant recorded the first time the
+/// policy required a factor of them (now, when this is that time), and whether it is now.
+pub async fn grace_start(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    now: i64,
+) -> Result<(i64, bool), sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO two_factor_grace (user_id, started_at) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query("SELECT started_at FROM two_factor_grace WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?;
+    Ok((row.try_get("started_at")?, done.rows_affected() == 1))
+}
+
+/// Forgets the user's grace period: the policy no longer applies to them, or an operator
+/// removed their factors (a new grace begins when it applies next).
+pub async fn forget_grace(conn: &mut AnyConnection, user_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM two_factor_grace WHERE user_id = $1")
         .bind(user_id)
         .execute(conn)
         .await?;
