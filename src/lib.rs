@@ -63,6 +63,8 @@ pub fn build(figment: Figment) -> Rocket<Build> {
     let rocket = rocket.attach(users::stage());
     #[cfg(feature = "accounts")]
     let rocket = rocket.attach(accounts::stage());
+    #[cfg(feature = "sso")]
+    let rocket = rocket.attach(sso::stage());
     rocket
 }
 
@@ -86,5 +88,7 @@ pub fn check_config(figment: &Figment) -> Result<(), kernel::config::ConfigError
     section::<users::UsersConfig>(figment)?;
     #[cfg(feature = "accounts")]
     section::<accounts::AccountsConfig>(figment)?;
+    #[cfg(feature = "sso")]
+    section::<sso::SsoConfig>(figment)?;
     Ok(())
 }

@@ -34,5 +34,7 @@ mod register;
 mod robustness;
 mod sessions;
 mod shapes;
+#[cfg(feature = "sso")]
+mod sso;
 mod throttle;
 mod users;

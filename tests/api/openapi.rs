@@ -21,6 +21,8 @@ const MODULES: &[&str] = &[
     "password_reset",
     #[cfg(feature = "users")]
     "users",
+    #[cfg(feature = "sso")]
+    "sso",
 ];
 
 /// Rocket mounts no route of its own (no file server, no index): every mounted route is API.

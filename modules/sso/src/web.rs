@@ -1,0 +1,209 @@
+//! The browser's side of an OpenID Connect login: `GET /api/auth/sso/<provider>/start` sends it
+//! to the provider; the provider sends it back to `…/callback`, which checks `state`, exchanges
+//! the code, checks the ID token, finds or makes the account, and sends the browser to
+//! `sso.return_url` with a one-time code (no session token in any URL). What goes wrong is an
+//! HTML page (kernel::pages: no cache, no referrer, a strict CSP), in the browser's language.
+
+use kernel::language::BrowserLanguage;
+use kernel::pages::Page;
+use kernel::{ApiError, Services};
+use rocket::http::{Header, Status};
+use rocket::response::Responder;
+use rocket::{get, routes, Route, State};
+use rocket_dyn_templates::{context, Template};
+
+use crate::accounts::{self, Refusal};
+use crate::oidc::OidcError;
+use crate::store::{self, Flow};
+use crate::{Logins, Outcome, Sso, Way};
+
+pub fn routes() -> Vec<Route> {
+    routes![start, callback]
+}
+
+/// A redirect that no cache keeps.
+#[derive(Responder)]
+#[response(status = 303)]
+pub struct SeeOther {
+    body: &'static str,
+    location: Header<'static>,
+    cache: Header<'static>,
+}
+
+impl SeeOther {
+    fn to(url: String) -> SeeOther {
+        SeeOther {
+            body: "",
+            location: Header::new("Location", url),
+            cache: Header::new("Cache-Control", "no-store"),
+        }
+    }
+}
+
+#[derive(Responder)]
+pub enum Answer {
+    Redirect(SeeOther),
+    Page(Page),
+}
+
+/// Why the page says no: its template's `reason`, and its status.
+#[derive(Debug, Clone, Copy)]
+enum Why {
+    /// The `state` is unknown, used, expired or another provider's.
+    State,
+    /// The provider refused, could not be reached, or answered nonsense.
+    Provider,
+    /// The ID token failed a check.
+    Token,
+    Refused(Refusal),
+}
+
+impl Why {
+    fn reason(self) -> &'static str {
+        match self {
+            Why::State => "state",
+            Why::Provider => "provider",
+            Why::Token => "token",
+            Why::Refused(Refusal::Unverified) => "unverified",
+            Why::Refused(Refusal::Closed) => "closed",
+            Why::Refused(Refusal::Inactive) => "inactive",
+        }
+    }
+
+    fn status(self) -> Status {
+        match self {
+            Why::State => Status::BadRequest,
+            Why::Provider => Status::BadGateway,
+            Why::Token => Status::Unauthorized,
+            Why::Refused(_) => Status::Forbidden,
+        }
+    }
+}
+
+fn page(why: Why, lang: BrowserLanguage, provider: &str) -> Answer {
+    let lang = lang.0.code();
+    Answer::Page(Page::new(
+        why.status(),
+        Template::render(
+            format!("pages/{lang}/sso_refused"),
+            context! { lang, reason: why.reason(), provider },
+        ),
+    ))
+}
+
+#[get("/<provider>/start")]
+async fn start(
+    provider: &str,
+    kernel: Services<'_>,
+    sso: &State<Sso>,
+    lang: BrowserLanguage,
+) -> Result<Answer, ApiError> {
+    let Some(oidc) = sso.providers.get(provider) else {
+        return Err(ApiError::not_found("unknown provider"));
+    };
+    let started = match oidc.start().await {
+        Ok(started) => started,
+        Err(e) => {
+            tracing::warn!(provider, "single sign-on could not start: {e}");
+            return Ok(page(Why::Provider, lang, oidc.config.name()));
+        }
+    };
+    let flow = Flow {
+        provider: provider.to_owned(),
+        nonce: started.nonce,
+        pkce_verifier: started.pkce_verifier,
+    };
+    let mut conn = kernel.db.acquire().await?;
+    store::save_flow(
+        &mut conn,
+        &started.state,
+        &flow,
+        Sso::ttl(sso.config.flow_ttl),
+    )
+    .await?;
+    Ok(Answer::Redirect(SeeOther::to(started.url)))
+}
+
+#[allow(clippy::too_many_arguments)]
+#[get("/<provider>/callback?<code>&<state>&<error>")]
+async fn callback(
+    provider: &str,
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    kernel: Services<'_>,
+    sso: &State<Sso>,
+    logins: &State<Logins>,
+    lang: BrowserLanguage,
+) -> Result<Answer, ApiError> {
+    let Some(oidc) = sso.providers.get(provider) else {
+        return Err(ApiError::not_found("unknown provider"));
+    };
+    let name = oidc.config.name();
+    // The state is taken first, whatever else the callback carries: it is single use.
+    let flow = match state.as_deref().filter(|s| !s.is_empty()) {
+        Some(state) => {
+            let mut conn = kernel.db.acquire().await?;
+            store::take_flow(&mut conn, state, provider).await?
+        }
+        None => None,
+    };
+    let Some(flow) = flow else {
+        tracing::warn!(
+            provider,
+            "single sign-on callback with an unknown or used state"
+        );
+        logins.count(Way::Oidc, Outcome::Refused);
+        return Ok(page(Why::State, lang, name));
+    };
+    if let Some(error) = error {
+        tracing::info!(provider, error = %error.chars().take(64).collect::<String>(), "the provider refused the login");
+        logins.count(Way::Oidc, Outcome::Refused);
+        return Ok(page(Why::Provider, lang, name));
+    }
+    let Some(code) = code.filter(|c| !c.is_empty()) else {
+        return Ok(page(Why::Provider, lang, name));
+    };
+    // No pooled connection is held while the provider answers.
+    let identity = match oidc.finish(code, flow.pkce_verifier, flow.nonce).await {
+        Ok(identity) => identity,
+        Err(e) => {
+            tracing::warn!(provider, "single sign-on failed: {e}");
+            logins.count(Way::Oidc, Outcome::Refused);
+            let why = match e {
+                OidcError::Provider(_) => Why::Provider,
+                OidcError::IdToken(_) => Why::Token,
+            };
+            return Ok(page(why, lang, name));
+        }
+    };
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let (user, outcome) = match accounts::resolve(&mut tx, provider, &identity).await? {
+        Ok(found) => found,
+        Err(refusal) => {
+            drop(tx);
+            tracing::info!(provider, ?refusal, "single sign-on refused");
+            logins.count(Way::Oidc, Outcome::Refused);
+            return Ok(page(Why::Refused(refusal), lang, name));
+        }
+    };
+    let code = store::issue_code(&mut tx, user.id, Sso::ttl(sso.config.code_ttl)).await?;
+    tx.commit().await?;
+    logins.count(Way::Oidc, outcome);
+    tracing::info!(user_id = user.id, provider, "single sign-on: code issued");
+    Ok(Answer::Redirect(SeeOther::to(sso.return_to(&code))))
+}
+
+impl Sso {
+    /// `sso.return_url` (under `public_url` when it is a path) with the one-time code.
+    fn return_to(&self, code: &str) -> String {
+        let base = &self.config.return_url;
+        let url = if base.starts_with('/') {
+            format!("{}{base}", self.public_url)
+        } else {
+            base.clone()
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}code={code}")
+    }
+}
