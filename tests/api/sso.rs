@@ -276,3 +276,85 @@ each_backend! {
         assert!(error.to_string().contains("sso.trusted_header.proxies"), "{error}");
     }
 }
+
+/// An identity as a provider would vouch for it.
+fn identity(
+    subject: &str,
+    email: Option<&str>,
+    verified: bool,
+    preferred: Option<&str>,
+) -> sso::Identity {
+    sso::Identity {
+        subject: subject.to_owned(),
+        email: email.map(str::to_owned),
+        email_verified: verified,
+        preferred_username: preferred.map(str::to_owned),
+    }
+}
+
+/// The linking rules, committed as the callback commits them.
+async fn link(app: &TestApp, identity: &sso::Identity) -> Result<String, sso::Refusal> {
+    let db = app.client.rocket().state::<kernel::Db>().expect("database");
+    let mut tx = kernel::db::begin_write(db).await.expect("a transaction");
+    let found = sso::link_identity(&mut tx, "idp", identity)
+        .await
+        .expect("no database error");
+    tx.commit().await.expect("commit");
+    found.map(|user| user.username)
+}
+
+each_backend! {
+    async fn linking_rules(backend) {
+        let app = TestApp::new(&backend).await;
+        app.register("sam").await;
+        // An unverified email links nothing and makes nothing, whoever's it is.
+        let mallory = identity("m", Some("SAM@example.com"), false, Some("mallory"));
+        assert_eq!(link(&app, &mallory).await, Err(sso::Refusal::Unverified));
+        assert_eq!(link(&app, &identity("n", None, true, None)).await, Err(sso::Refusal::Unverified));
+        assert_eq!(app.count("SELECT COUNT(*) AS n FROM sso_identities").await, 0);
+        // A verified one links sam's account (compared as registration compares addresses).
+        let sam = identity("s", Some("SAM@example.com"), true, Some("samuel"));
+        assert_eq!(link(&app, &sam).await.as_deref(), Ok("sam"));
+        // The link then opens the account, whatever the provider says of the email now.
+        let changed = identity("s", Some("other@example.com"), false, None);
+        assert_eq!(link(&app, &changed).await.as_deref(), Ok("sam"));
+        // A new verified address makes an account; taken usernames get a number.
+        let twin = identity("t", Some("sam@elsewhere.example"), true, Some("sam"));
+        assert_eq!(link(&app, &twin).await.as_deref(), Ok("sam2"));
+        let triplet = identity("u", Some("sam@third.example"), true, Some("Sam"));
+        assert_eq!(link(&app, &triplet).await.as_deref(), Ok("Sam3"));
+        let dotted = identity("v", Some("jean.dupont@example.com"), true, None);
+        assert_eq!(link(&app, &dotted).await.as_deref(), Ok("jean_dupont"));
+        // No password: the account logs in only through its provider.
+        app.login("sam@elsewhere.example", PASSWORD).await.assert_error(401, "invalid credentials");
+        // A deactivated account opens nothing.
+        app.sql("UPDATE users SET state = 'deactivated' WHERE username = 'sam'").await;
+        assert_eq!(link(&app, &sam).await, Err(sso::Refusal::Inactive));
+    }
+
+    async fn closed_registration_makes_no_account(backend) {
+        let app = TestApp::new(&backend).await;
+        let admin = app.admin("admin").await;
+        app.send("PATCH", "/api/config", Some(&admin), Some(r#"{"is_registration_enabled": false}"#)).await;
+        let new = identity("x", Some("new@example.com"), true, None);
+        assert_eq!(link(&app, &new).await, Err(sso::Refusal::Closed));
+        // An existing account is still linked.
+        let known = identity("y", Some("admin@example.com"), true, None);
+        assert_eq!(link(&app, &known).await.as_deref(), Ok("admin"));
+    }
+
+    async fn logins_begun_are_counted_per_client(backend) {
+        let app = TestApp::with(&backend, |f| f.merge((
+            "sso",
+            json!({"starts_per_client": 2, "providers": [{
+                "id": "idp", "issuer": "http://127.0.0.1:9/", "client_id": "stride",
+            }]}),
+        ))).await;
+        let replies = futures::future::join_all(
+            (0..4).map(|_| app.raw("GET", "/api/auth/sso/idp/start", &[], None)),
+        )
+        .await;
+        let limited = replies.iter().filter(|r| r.status.code == 429).count();
+        assert_eq!(limited, 2, "{:?}", replies.iter().map(|r| r.status.code).collect::<Vec<_>>());
+    }
+}

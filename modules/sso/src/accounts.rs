@@ -31,7 +31,8 @@ pub enum Refusal {
     Inactive,
 }
 
-/// The account the identity opens, linking or making it as the rules say.
+/// The account the identity opens, linking or making it as the rules say (in `tx`, which the
+/// caller commits).
 pub async fn resolve(
     tx: &mut WriteTx,
     provider: &str,

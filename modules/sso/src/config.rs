@@ -23,6 +23,9 @@ pub struct SsoConfig {
     pub discovery_ttl: u64,
     /// The value of the SSO-only switch before an admin sets it (`PATCH /api/auth/sso/settings`).
     pub only: bool,
+    /// Logins begun (each a row and a call to the provider) from one client per
+    /// `throttle.window`, before a 429.
+    pub starts_per_client: i64,
     pub trusted_header: TrustedHeaderConfig,
 }
 
@@ -35,6 +38,7 @@ impl Default for SsoConfig {
             code_ttl: 60,
             discovery_ttl: 3600,
             only: false,
+            starts_per_client: 30,
             trusted_header: TrustedHeaderConfig::default(),
         }
     }
@@ -159,6 +163,12 @@ impl Section for SsoConfig {
                     "must be at least 1 second (got 0)",
                 ));
             }
+        }
+        if self.starts_per_client < 1 {
+            return Err(ConfigError::invalid(
+                "sso.starts_per_client",
+                format!("must be at least 1 (got {})", self.starts_per_client),
+            ));
         }
         if !(self.return_url.starts_with('/')
             || self.return_url.starts_with("https://")

@@ -33,7 +33,22 @@ use prometheus_client::metrics::family::Family;
 use rocket::fairing::AdHoc;
 use sqlx::AnyConnection;
 
+pub use accounts::Refusal;
 pub use config::{Identifies, ProviderConfig, SsoConfig, TrustedHeaderConfig};
+pub use oidc::Identity;
+
+/// The linking rules as the callback applies them (docs/sso.md, "Linking rules"), for a
+/// verified identity of `provider`: the account it opens, or why none. Public so that the
+/// rules are tested on both backends without a provider (tests/api/sso.rs).
+pub async fn link_identity(
+    tx: &mut kernel::db::WriteTx,
+    provider: &str,
+    identity: &Identity,
+) -> Result<Result<kernel::users::User, Refusal>, kernel::ApiError> {
+    Ok(accounts::resolve(tx, provider, identity)
+        .await?
+        .map(|(user, _)| user))
+}
 
 /// The 403 of a password login while SSO is the only way in.
 pub const PASSWORD_LOGIN_OFF: &str =

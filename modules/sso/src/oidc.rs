@@ -29,8 +29,7 @@ type Discovered = CoreClient<
     EndpointMaybeSet,
 >;
 
-/// How long a failed provider is not asked again (a provider down must not be hammered by
-/// every login page opened meanwhile).
+/// The longest Stride waits for a provider's answer (discovery, keys, token, user info).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What can go wrong with a provider, as the callback page tells it apart.

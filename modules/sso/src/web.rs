@@ -6,7 +6,8 @@
 
 use kernel::language::BrowserLanguage;
 use kernel::pages::Page;
-use kernel::{ApiError, Services};
+use kernel::throttle::{self, Counter};
+use kernel::{ApiError, Caller, Services};
 use rocket::http::{Header, Status};
 use rocket::response::Responder;
 use rocket::{get, routes, Route, State};
@@ -91,16 +92,31 @@ fn page(why: Why, lang: BrowserLanguage, provider: &str) -> Answer {
     ))
 }
 
+/// Begins a login: each is a row and a call to the provider, so they are counted per client
+/// first (`sso.starts_per_client`).
 #[get("/<provider>/start")]
 async fn start(
     provider: &str,
     kernel: Services<'_>,
+    caller: Caller,
     sso: &State<Sso>,
     lang: BrowserLanguage,
 ) -> Result<Answer, ApiError> {
     let Some(oidc) = sso.providers.get(provider) else {
         return Err(ApiError::not_found("unknown provider"));
     };
+    let starts = Counter::new(
+        &kernel.config.throttle,
+        "sso-start:client",
+        &throttle::client_text(caller.client),
+        sso.config.starts_per_client,
+    );
+    {
+        let mut conn = kernel.db.acquire().await?;
+        throttle::take(&mut conn, &kernel.config.throttle, &[starts])
+            .await?
+            .or_too_many()?;
+    }
     let started = match oidc.start().await {
         Ok(started) => started,
         Err(e) => {
