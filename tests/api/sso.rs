@@ -133,6 +133,34 @@ each_backend! {
             .assert_error(400, "invalid payload");
     }
 
+    async fn a_session_from_a_code_is_narrowable_and_revocable(backend) {
+        let app = TestApp::new(&backend).await;
+        app.register("sam").await;
+        plant_code(&app, "sam", "to-narrow", 60).await;
+        let token = app.post("/api/auth/sso/exchange", json!({"code": "to-narrow"})).await.token();
+        let read_only = crate::attenuation::narrow_code(&token, r#"check if operation("read");"#);
+        assert_eq!(app.profile(&read_only).await.status.code, 200);
+        let listed = app.get("/api/auth/sso/identities", Some(&read_only)).await;
+        assert_eq!(listed.status.code, 200, "{}", listed.body);
+        let edit = json!({"first_name": "Sam", "last_name": null, "location": null, "bio": null, "birth_date": null});
+        let refused = app.post_auth("/api/auth/profile/edit", &read_only, edit).await;
+        assert_eq!(refused.status.code, 403, "{}", refused.body);
+        // Removing an identity needs a token as minted.
+        let removed = app.send("DELETE", "/api/auth/sso/identities/1", Some(&read_only), None).await;
+        assert_eq!(removed.status.code, 403, "{}", removed.body);
+        // Ending the session from the list ends its narrowed descendants too.
+        let sessions = app.get("/api/auth/sessions", Some(&token)).await;
+        let current = sessions.body["data"]["sessions"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["current"] == true))
+            .and_then(|s| s["id"].as_str())
+            .expect("the current session")
+            .to_owned();
+        let ended = app.send("DELETE", &format!("/api/auth/sessions/{current}"), Some(&token), None).await;
+        assert_eq!(ended.status.code, 204);
+        app.profile(&read_only).await.assert_error(401, "provide a valid auth token");
+    }
+
     async fn an_expired_code_opens_nothing(backend) {
         let app = TestApp::new(&backend).await;
         app.register("sam").await;
@@ -327,6 +355,11 @@ each_backend! {
         assert_eq!(link(&app, &dotted).await.as_deref(), Ok("jean_dupont"));
         // No password: the account logs in only through its provider.
         app.login("sam@elsewhere.example", PASSWORD).await.assert_error(401, "invalid credentials");
+        // An address kept for another account's way back makes no account.
+        app.sql("INSERT INTO email_reservations (email_key, user_id, until) \
+                 SELECT 'kept@example.com', id, 99999999999 FROM users WHERE username = 'sam'").await;
+        let kept = identity("w", Some("kept@example.com"), true, None);
+        assert_eq!(link(&app, &kept).await, Err(sso::Refusal::Reserved));
         // A deactivated account opens nothing.
         app.sql("UPDATE users SET state = 'deactivated' WHERE username = 'sam'").await;
         assert_eq!(link(&app, &sam).await, Err(sso::Refusal::Inactive));

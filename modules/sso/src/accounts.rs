@@ -29,6 +29,9 @@ pub enum Refusal {
     Closed,
     /// The account is pending or deactivated.
     Inactive,
+    /// The address is kept for another account (the way back of an email change), or an
+    /// account took it meanwhile.
+    Reserved,
 }
 
 /// The account the identity opens, linking or making it as the rules say (in `tx`, which the
@@ -80,7 +83,9 @@ pub async fn resolve(
     if !settings::load_locked(tx).await?.is_registration_enabled() {
         return Ok(Err(Refusal::Closed));
     }
-    let user_id = create(tx, identity, &email).await?;
+    let Some(user_id) = create(tx, identity, &email).await? else {
+        return Ok(Err(Refusal::Reserved));
+    };
     store::link(
         tx,
         user_id,
@@ -104,8 +109,13 @@ fn active(user: User, outcome: Outcome) -> Result<(User, Outcome), Refusal> {
     }
 }
 
-/// Makes an active account with a free username derived from the identity.
-async fn create(tx: &mut WriteTx, identity: &Identity, email: &Email) -> Result<i64, ApiError> {
+/// Makes an active account with a free username derived from the identity; none when the
+/// address is taken after all.
+async fn create(
+    tx: &mut WriteTx,
+    identity: &Identity,
+    email: &Email,
+) -> Result<Option<i64>, ApiError> {
     let base = username_base(identity, email);
     for attempt in 0..100u32 {
         let candidate = numbered(&base, attempt);
@@ -116,11 +126,9 @@ async fn create(tx: &mut WriteTx, identity: &Identity, email: &Email) -> Result<
             continue;
         }
         return match users::insert(tx, &username, email, NO_PASSWORD, AccountState::Active).await {
-            Ok(id) => Ok(id),
+            Ok(id) => Ok(Some(id)),
             // The address was reserved (an email change's way back) or taken meanwhile.
-            Err(InsertError::Duplicate) => {
-                Err(ApiError::bad_request("sorry, that user already exists"))
-            }
+            Err(InsertError::Duplicate) => Ok(None),
             Err(InsertError::Database(e)) => Err(e.into()),
         };
     }

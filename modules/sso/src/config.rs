@@ -173,11 +173,12 @@ impl Section for SsoConfig {
         if !(self.return_url.starts_with('/')
             || self.return_url.starts_with("https://")
             || self.return_url.starts_with("http://"))
+            || self.return_url.contains('#')
         {
             return Err(ConfigError::invalid(
                 "sso.return_url",
                 format!(
-                    "must be a path or an http(s) URL (got {:?})",
+                    "must be a path or an http(s) URL, without a fragment (got {:?})",
                     self.return_url
                 ),
             ));

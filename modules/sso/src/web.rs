@@ -68,6 +68,7 @@ impl Why {
             Why::Refused(Refusal::Unverified) => "unverified",
             Why::Refused(Refusal::Closed) => "closed",
             Why::Refused(Refusal::Inactive) => "inactive",
+            Why::Refused(Refusal::Reserved) => "reserved",
         }
     }
 
@@ -173,7 +174,13 @@ async fn callback(
         return Ok(page(Why::State, lang, name));
     };
     if let Some(error) = error {
-        tracing::info!(provider, error = %error.chars().take(64).collect::<String>(), "the provider refused the login");
+        // The provider's error code, as far as it is one (no control characters in the log).
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(64)
+            .collect();
+        tracing::info!(provider, %error, "the provider refused the login");
         logins.count(Way::Oidc, Outcome::Refused);
         return Ok(page(Why::Provider, lang, name));
     }
