@@ -1,9 +1,11 @@
 -- Single sign-on (modules/sso, docs/sso.md): logins begun at an OpenID provider (the state's
--- SHA-256, the nonce and the PKCE verifier, until the callback), one-time codes exchanged for a
+-- SHA-256, that of the browser's flow cookie, the nonce and the PKCE verifier, until the
+-- callback), one-time codes exchanged for a
 -- session (their SHA-256), provider accounts linked to accounts, and the SSO-only switch.
 
 CREATE TABLE sso_flows (
     state_hash TEXT PRIMARY KEY,
+    browser_hash TEXT NOT NULL,
     provider TEXT NOT NULL,
     nonce TEXT NOT NULL,
     pkce_verifier TEXT NOT NULL,

@@ -215,8 +215,9 @@ fn set_login(idp: &Idp, sub: &str) {
     assert_eq!(response.status().as_u16(), 200);
 }
 
-/// From Stride's start route through the provider to Stride's callback URL (not opened).
-fn to_callback(stride: &Server, idp: &Idp, sub: &str) -> String {
+/// From Stride's start route through the provider to Stride's callback URL (not opened), and
+/// the browser's cookies (Stride's flow cookie among them: one host, as a browser keeps it).
+fn to_callback(stride: &Server, idp: &Idp, sub: &str) -> (String, Jar) {
     set_login(idp, sub);
     let mut jar = Jar::default();
     let start = get(
@@ -227,7 +228,7 @@ fn to_callback(stride: &Server, idp: &Idp, sub: &str) -> String {
     let mut url = start.location.expect("to the provider");
     for _ in 0..10 {
         if url.starts_with(&stride.base) {
-            return url;
+            return (url, jar);
         }
         let hop = get(&url, &mut jar);
         assert!(
@@ -243,8 +244,8 @@ fn to_callback(stride: &Server, idp: &Idp, sub: &str) -> String {
 
 /// The whole browser flow: the callback's answer.
 fn login(stride: &Server, idp: &Idp, sub: &str) -> Hop {
-    let callback = to_callback(stride, idp, sub);
-    get(&callback, &mut Jar::default())
+    let (callback, mut jar) = to_callback(stride, idp, sub);
+    get(&callback, &mut jar)
 }
 
 /// The one-time code of a successful callback.
@@ -449,7 +450,7 @@ fn a_wrong_state_and_a_replayed_code_are_refused() {
     let Some(w) = world(alice(), IdpOptions::default()) else {
         return;
     };
-    let callback = to_callback(&w.stride, &w.idp, "alice-sub");
+    let (callback, mut jar) = to_callback(&w.stride, &w.idp, "alice-sub");
     let (prefix, query) = callback.split_once('?').expect("a query");
     let forged: Vec<String> = query
         .split('&')
@@ -461,25 +462,18 @@ fn a_wrong_state_and_a_replayed_code_are_refused() {
             }
         })
         .collect();
-    let wrong = get(
-        &format!("{prefix}?{}", forged.join("&")),
-        &mut Jar::default(),
-    );
+    let wrong = get(&format!("{prefix}?{}", forged.join("&")), &mut jar);
     assert_eq!(refusal(&wrong), (400, "state".into()));
     // The real callback still works once; replayed, its state is spent.
-    let first = get(&callback, &mut Jar::default());
-    code_of(&first);
-    assert_eq!(
-        refusal(&get(&callback, &mut Jar::default())),
-        (400, "state".into())
-    );
+    code_of(&get(&callback, &mut jar));
+    assert_eq!(refusal(&get(&callback, &mut jar)), (400, "state".into()));
     // The provider's code replayed under a fresh state: the provider refuses it.
     let old_code = query
         .split('&')
         .find_map(|p| p.strip_prefix("code="))
         .expect("a code")
         .to_owned();
-    let fresh = to_callback(&w.stride, &w.idp, "alice-sub");
+    let (fresh, mut jar) = to_callback(&w.stride, &w.idp, "alice-sub");
     let (prefix, query) = fresh.split_once('?').expect("a query");
     let replayed: Vec<String> = query
         .split('&')
@@ -491,11 +485,24 @@ fn a_wrong_state_and_a_replayed_code_are_refused() {
             }
         })
         .collect();
-    let replay = get(
-        &format!("{prefix}?{}", replayed.join("&")),
-        &mut Jar::default(),
-    );
+    let replay = get(&format!("{prefix}?{}", replayed.join("&")), &mut jar);
     assert_eq!(refusal(&replay), (502, "provider".into()));
+}
+
+/// Login CSRF: an attacker begins a login, signs in at the provider as themselves, and sends
+/// the callback link to a victim. The victim's browser lacks the flow cookie: nothing opens.
+#[test]
+fn a_callback_in_another_browser_opens_nothing() {
+    let Some(w) = world(alice(), IdpOptions::default()) else {
+        return;
+    };
+    let (callback, _attacker) = to_callback(&w.stride, &w.idp, "alice-sub");
+    let victim = get(&callback, &mut Jar::default());
+    assert_eq!(refusal(&victim), (400, "state".into()));
+    // Another browser's cookie does not help either.
+    let (callback, _attacker) = to_callback(&w.stride, &w.idp, "alice-sub");
+    let (_, mut other) = to_callback(&w.stride, &w.idp, "alice-sub");
+    assert_eq!(refusal(&get(&callback, &mut other)), (400, "state".into()));
 }
 
 #[test]

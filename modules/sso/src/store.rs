@@ -21,6 +21,8 @@ pub fn random_secret() -> Result<String, getrandom::Error> {
 
 /// A login begun at a provider.
 pub struct Flow {
+    /// The SHA-256 of the flow cookie given to the browser that began it.
+    pub browser_hash: String,
     pub provider: String,
     pub nonce: String,
     pub pkce_verifier: String,
@@ -38,10 +40,11 @@ pub async fn save_flow(
         .execute(&mut *conn)
         .await?;
     sqlx::query(
-        "INSERT INTO sso_flows (state_hash, provider, nonce, pkce_verifier, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO sso_flows (state_hash, browser_hash, provider, nonce, pkce_verifier, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(digest(state))
+    .bind(&flow.browser_hash)
     .bind(&flow.provider)
     .bind(&flow.nonce)
     .bind(&flow.pkce_verifier)
@@ -59,13 +62,15 @@ pub async fn take_flow(
     provider: &str,
 ) -> Result<Option<Flow>, sqlx::Error> {
     let row = sqlx::query(
-        "DELETE FROM sso_flows WHERE state_hash = $1 RETURNING provider, nonce, pkce_verifier, expires_at",
+        "DELETE FROM sso_flows WHERE state_hash = $1 \
+         RETURNING browser_hash, provider, nonce, pkce_verifier, expires_at",
     )
     .bind(digest(state))
     .fetch_optional(conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let flow = Flow {
+        browser_hash: row.try_get("browser_hash")?,
         provider: row.try_get("provider")?,
         nonce: row.try_get("nonce")?,
         pkce_verifier: row.try_get("pkce_verifier")?,

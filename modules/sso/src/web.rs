@@ -8,7 +8,7 @@ use kernel::language::BrowserLanguage;
 use kernel::pages::Page;
 use kernel::throttle::{self, Counter};
 use kernel::{ApiError, Caller, Services};
-use rocket::http::{Header, Status};
+use rocket::http::{Cookie, CookieJar, Header, SameSite, Status};
 use rocket::response::Responder;
 use rocket::{get, routes, Route, State};
 use rocket_dyn_templates::{context, Template};
@@ -20,6 +20,23 @@ use crate::{Logins, Outcome, Sso, Way};
 
 pub fn routes() -> Vec<Route> {
     routes![start, callback]
+}
+
+/// The cookie that ties a login to the browser that began it: a callback opened in another
+/// browser (an attacker's link, to log the victim into the attacker's account) finds no
+/// matching flow.
+const FLOW_COOKIE: &str = "stride_sso_flow";
+const FLOW_COOKIE_PATH: &str = "/api/auth/sso";
+
+fn flow_cookie(value: String, sso: &Sso, max_age: i64) -> Cookie<'static> {
+    Cookie::build((FLOW_COOKIE, value))
+        .path(FLOW_COOKIE_PATH)
+        .http_only(true)
+        .secure(sso.public_url.starts_with("https://"))
+        // Lax: the provider's redirect back is a top-level navigation from another site.
+        .same_site(SameSite::Lax)
+        .max_age(rocket::time::Duration::seconds(max_age))
+        .build()
 }
 
 /// A redirect that no cache keeps.
@@ -101,6 +118,7 @@ async fn start(
     kernel: Services<'_>,
     caller: Caller,
     sso: &State<Sso>,
+    cookies: &CookieJar<'_>,
     lang: BrowserLanguage,
 ) -> Result<Answer, ApiError> {
     let Some(oidc) = sso.providers.get(provider) else {
@@ -125,19 +143,17 @@ async fn start(
             return Ok(page(Why::Provider, lang, oidc.config.name()));
         }
     };
+    let browser = store::random_secret().map_err(|e| ApiError::internal("no OS randomness", e))?;
     let flow = Flow {
+        browser_hash: store::digest(&browser),
         provider: provider.to_owned(),
         nonce: started.nonce,
         pkce_verifier: started.pkce_verifier,
     };
     let mut conn = kernel.db.acquire().await?;
-    store::save_flow(
-        &mut conn,
-        &started.state,
-        &flow,
-        Sso::ttl(sso.config.flow_ttl),
-    )
-    .await?;
+    let ttl = Sso::ttl(sso.config.flow_ttl);
+    store::save_flow(&mut conn, &started.state, &flow, ttl).await?;
+    cookies.add(flow_cookie(browser, sso, ttl));
     Ok(Answer::Redirect(SeeOther::to(started.url)))
 }
 
@@ -151,6 +167,7 @@ async fn callback(
     kernel: Services<'_>,
     sso: &State<Sso>,
     logins: &State<Logins>,
+    cookies: &CookieJar<'_>,
     lang: BrowserLanguage,
 ) -> Result<Answer, ApiError> {
     let Some(oidc) = sso.providers.get(provider) else {
@@ -165,10 +182,15 @@ async fn callback(
         }
         None => None,
     };
+    let browser = cookies.get(FLOW_COOKIE).map(|c| store::digest(c.value()));
+    let flow = flow.filter(|f| browser.as_deref() == Some(f.browser_hash.as_str()));
+    if flow.is_some() {
+        cookies.remove(flow_cookie(String::new(), sso, 0));
+    }
     let Some(flow) = flow else {
         tracing::warn!(
             provider,
-            "single sign-on callback with an unknown or used state"
+            "single sign-on callback with an unknown or used state, or from another browser"
         );
         logins.count(Way::Oidc, Outcome::Refused);
         return Ok(page(Why::State, lang, name));
