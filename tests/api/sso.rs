@@ -161,6 +161,36 @@ each_backend! {
         app.profile(&read_only).await.assert_error(401, "provide a valid auth token");
     }
 
+    async fn a_browser_completes_with_its_code_cookie(backend) {
+        let app = TestApp::new(&backend).await;
+        app.register("sam").await;
+        plant_code(&app, "sam", "cookie-code", 60).await;
+        let raw = app.raw("GET", "/api/auth/sso/complete", &[("Cookie", "stride_sso_code=cookie-code")], None).await;
+        assert_eq!(raw.status.code, 303);
+        assert_eq!(raw.header("Location"), "http://127.0.0.1:8000/");
+        let cookies = raw.header_values("Set-Cookie").join("; ");
+        assert!(cookies.contains("access_token_cookie="), "{cookies}");
+        // Spent: a second time is a page, and so is a request without the cookie.
+        let again = app.raw("GET", "/api/auth/sso/complete", &[("Cookie", "stride_sso_code=cookie-code")], None).await;
+        assert_eq!(again.status.code, 400);
+        assert!(String::from_utf8_lossy(&again.body).contains(r#"data-reason="code""#));
+        let none = app.raw("GET", "/api/auth/sso/complete?code=cookie-code", &[], None).await;
+        assert_eq!(none.status.code, 400);
+        // An app (with Authorization) gets no cookie and spends no code.
+        plant_code(&app, "sam", "app-code", 60).await;
+        let app_request = app.raw("GET", "/api/auth/sso/complete", &[
+            ("Cookie", "stride_sso_code=app-code"), ("Authorization", "Bearer x"),
+        ], None).await;
+        assert_eq!(app_request.status.code, 400);
+        app.post("/api/auth/sso/exchange", json!({"code": "app-code"})).await
+            .assert_success(200, "successfully logged in");
+    }
+
+    async fn no_cookies_no_complete_route(backend) {
+        let app = TestApp::with(&backend, |f| f.merge(("cookies.enabled", false))).await;
+        app.get("/api/auth/sso/complete", None).await.assert_error(404, "error, page not found");
+    }
+
     async fn an_expired_code_opens_nothing(backend) {
         let app = TestApp::new(&backend).await;
         app.register("sam").await;

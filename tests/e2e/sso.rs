@@ -290,6 +290,10 @@ struct World {
 }
 
 fn world(accounts: Value, options: IdpOptions) -> Option<World> {
+    world_returning_to(accounts, options, "/done")
+}
+
+fn world_returning_to(accounts: Value, options: IdpOptions, return_url: &str) -> Option<World> {
     let modules = oidc_modules()?;
     let dir = tempfile::tempdir().expect("a folder");
     let stride_port = free_port();
@@ -303,7 +307,7 @@ fn world(accounts: Value, options: IdpOptions) -> Option<World> {
         options,
     );
     let sso = format!(
-        "{{providers=[{{id=\"test\",display_name=\"Test IdP\",issuer=\"{}\",client_id=\"{CLIENT_ID}\",client_secret=\"{CLIENT_SECRET}\"}}],return_url=\"/done\",code_ttl=5}}",
+        "{{providers=[{{id=\"test\",display_name=\"Test IdP\",issuer=\"{}\",client_id=\"{CLIENT_ID}\",client_secret=\"{CLIENT_SECRET}\"}}],return_url=\"{return_url}\",code_ttl=5}}",
         idp.issuer()
     );
     let stride = start_on(dir.path(), None, stride_port, |command| {
@@ -557,4 +561,42 @@ fn a_key_rotation_is_followed() {
     );
     let code = code_of(&login(&w.stride, &w.idp, "alice-sub"));
     assert_eq!(exchange(&w.stride, &code).0, 200);
+}
+
+/// A web client on cookie sessions: the callback leads the browser to
+/// `/api/auth/sso/complete`, which puts the session in its cookies; the code works once.
+#[test]
+fn a_browser_completes_the_login_in_its_cookies() {
+    let Some(w) = world_returning_to(alice(), IdpOptions::default(), "/api/auth/sso/complete")
+    else {
+        return;
+    };
+    let (callback, mut jar) = to_callback(&w.stride, &w.idp, "alice-sub");
+    let back = get(&callback, &mut jar);
+    assert_eq!(back.status, 303, "{}", back.body);
+    let complete = back.location.expect("to the complete route");
+    assert!(
+        complete.contains("/api/auth/sso/complete?code="),
+        "{complete}"
+    );
+    let done = get(&complete, &mut jar);
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        done.location.as_deref(),
+        Some(format!("{}/", w.stride.base).as_str())
+    );
+    assert!(jar
+        .0
+        .get("access_token_cookie")
+        .is_some_and(|v| !v.is_empty()));
+    // The browser is logged in by its cookies alone.
+    let profile = get(&format!("{}/api/auth/profile", w.stride.base), &mut jar);
+    assert_eq!(profile.status, 200, "{}", profile.body);
+    assert!(
+        profile.body.contains("\"username\":\"alice\""),
+        "{}",
+        profile.body
+    );
+    // The code cookie is spent.
+    assert_eq!(refusal(&get(&complete, &mut jar)), (400, "code".into()));
 }

@@ -14,6 +14,9 @@ pub struct SsoConfig {
     /// Where the callback sends the browser with its one-time code (`?code=…` is appended).
     /// Relative to `public_url` when it starts with `/`.
     pub return_url: String,
+    /// Where `GET /api/auth/sso/complete` sends a browser once its session is in its cookies
+    /// (the web client). Relative to `public_url` when it starts with `/`.
+    pub web_url: String,
     /// Seconds a started login (its `state`, `nonce` and PKCE verifier) waits for its callback.
     pub flow_ttl: u64,
     /// Seconds a one-time code waits for its exchange.
@@ -34,6 +37,7 @@ impl Default for SsoConfig {
         SsoConfig {
             providers: Vec::new(),
             return_url: "/".into(),
+            web_url: "/".into(),
             flow_ttl: 600,
             code_ttl: 60,
             discovery_ttl: 3600,
@@ -170,18 +174,18 @@ impl Section for SsoConfig {
                 format!("must be at least 1 (got {})", self.starts_per_client),
             ));
         }
-        if !(self.return_url.starts_with('/')
-            || self.return_url.starts_with("https://")
-            || self.return_url.starts_with("http://"))
-            || self.return_url.contains('#')
-        {
-            return Err(ConfigError::invalid(
-                "sso.return_url",
-                format!(
-                    "must be a path or an http(s) URL, without a fragment (got {:?})",
-                    self.return_url
-                ),
-            ));
+        for (key, url) in [
+            ("sso.return_url", &self.return_url),
+            ("sso.web_url", &self.web_url),
+        ] {
+            if !(url.starts_with('/') || url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains('#')
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be a path or an http(s) URL, without a fragment (got {url:?})"),
+                ));
+            }
         }
         let trusted = &self.trusted_header;
         if let Some(header) = &trusted.header {

@@ -59,9 +59,12 @@ pub const REGISTRATION_OFF: &str = "error, registration is disabled: log in with
 pub fn stage() -> AdHoc {
     kernel::module(
         |rocket, config: SsoConfig| {
-            let public_url = kernel::Config::from_figment(rocket.figment())
-                .map(|c| c.public_url)
+            let kernel_config = kernel::Config::from_figment(rocket.figment()).ok();
+            let public_url = kernel_config
+                .as_ref()
+                .map(|c| c.public_url.clone())
                 .unwrap_or_default();
+            let cookies = kernel_config.is_some_and(|c| c.cookies.enabled);
             let sso = Sso::new(config, &public_url);
             let logins = Logins::default();
             if let Some(metrics) = rocket.state::<Metrics>() {
@@ -83,6 +86,13 @@ pub fn stage() -> AdHoc {
                 .mount("/api/auth/sso", api::routes())
                 .mount("/api/auth/sso", web::routes())
                 .describe(include_str!("../openapi.json"));
+            let rocket = if cookies {
+                rocket
+                    .mount("/api/auth/sso", web::browser_routes())
+                    .describe(include_str!("../openapi-browser.json"))
+            } else {
+                rocket
+            };
             let rocket = if header {
                 rocket
                     .mount("/api/auth/sso", api::header_routes())

@@ -4,10 +4,12 @@
 //! `sso.return_url` with a one-time code (no session token in any URL). What goes wrong is an
 //! HTML page (kernel::pages: no cache, no referrer, a strict CSP), in the browser's language.
 
+use kernel::cookies::Browser;
 use kernel::language::BrowserLanguage;
 use kernel::pages::Page;
 use kernel::throttle::{self, Counter};
-use kernel::{ApiError, Caller, Services};
+use kernel::users::{self, AccountState};
+use kernel::{auth, ApiError, Caller, Services};
 use rocket::http::{Cookie, CookieJar, Header, SameSite, Status};
 use rocket::response::Responder;
 use rocket::{get, routes, Route, State};
@@ -22,14 +24,29 @@ pub fn routes() -> Vec<Route> {
     routes![start, callback]
 }
 
+/// With `cookies.enabled`: a browser client (FitTrackee 1.x's web client on cookie sessions)
+/// completes the login without handling the code.
+pub fn browser_routes() -> Vec<Route> {
+    routes![complete]
+}
+
 /// The cookie that ties a login to the browser that began it: a callback opened in another
 /// browser (an attacker's link, to log the victim into the attacker's account) finds no
 /// matching flow.
 const FLOW_COOKIE: &str = "stride_sso_flow";
 const FLOW_COOKIE_PATH: &str = "/api/auth/sso";
 
+/// The one-time code, also handed to the browser that completed the callback, for
+/// `GET /api/auth/sso/complete`: a cookie no other site can set, so no one can complete a login
+/// in a victim's browser with a code of their own.
+const CODE_COOKIE: &str = "stride_sso_code";
+
 fn flow_cookie(value: String, sso: &Sso, max_age: i64) -> Cookie<'static> {
-    Cookie::build((FLOW_COOKIE, value))
+    sso_cookie(FLOW_COOKIE, value, sso, max_age)
+}
+
+fn sso_cookie(name: &'static str, value: String, sso: &Sso, max_age: i64) -> Cookie<'static> {
+    Cookie::build((name, value))
         .path(FLOW_COOKIE_PATH)
         .http_only(true)
         .secure(sso.public_url.starts_with("https://"))
@@ -73,6 +90,8 @@ enum Why {
     Provider,
     /// The ID token failed a check.
     Token,
+    /// The browser's one-time code is missing, used or expired.
+    Code,
     Refused(Refusal),
 }
 
@@ -82,6 +101,7 @@ impl Why {
             Why::State => "state",
             Why::Provider => "provider",
             Why::Token => "token",
+            Why::Code => "code",
             Why::Refused(Refusal::Unverified) => "unverified",
             Why::Refused(Refusal::Closed) => "closed",
             Why::Refused(Refusal::Inactive) => "inactive",
@@ -94,6 +114,7 @@ impl Why {
             Why::State => Status::BadRequest,
             Why::Provider => Status::BadGateway,
             Why::Token => Status::Unauthorized,
+            Why::Code => Status::BadRequest,
             Why::Refused(_) => Status::Forbidden,
         }
     }
@@ -232,14 +253,68 @@ async fn callback(
             return Ok(page(Why::Refused(refusal), lang, name));
         }
     };
-    let code = store::issue_code(&mut tx, user.id, Sso::ttl(sso.config.code_ttl)).await?;
+    let ttl = Sso::ttl(sso.config.code_ttl);
+    let code = store::issue_code(&mut tx, user.id, ttl).await?;
     tx.commit().await?;
+    cookies.add(sso_cookie(CODE_COOKIE, code.clone(), sso, ttl));
     logins.count(Way::Oidc, outcome);
     tracing::info!(user_id = user.id, provider, "single sign-on: code issued");
     Ok(Answer::Redirect(SeeOther::to(sso.return_to(&code))))
 }
 
+/// Exchanges the browser's code cookie for a session in its cookies, and sends it on to
+/// `sso.web_url`. A missing, used or expired code is a page.
+#[get("/complete")]
+async fn complete(
+    kernel: Services<'_>,
+    caller: Caller,
+    browser: Browser<'_>,
+    sso: &State<Sso>,
+    cookies: &CookieJar<'_>,
+    lang: BrowserLanguage,
+) -> Result<Answer, ApiError> {
+    let code = cookies
+        .get(CODE_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|c| !c.is_empty());
+    cookies.remove(sso_cookie(CODE_COOKIE, String::new(), sso, 0));
+    let expired = || page(Why::Code, lang, "");
+    let Some(code) = code else {
+        return Ok(expired());
+    };
+    if !browser.gets_cookies() {
+        // A request with `Authorization` is an app's: it exchanges codes by POST.
+        return Ok(expired());
+    }
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let Some(user_id) = store::take_code(&mut tx, &code).await? else {
+        tx.commit().await?;
+        return Ok(expired());
+    };
+    let active = users::by_id(&mut tx, user_id)
+        .await?
+        .is_some_and(|u| u.state == AccountState::Active);
+    if !active {
+        tx.commit().await?;
+        return Ok(expired());
+    }
+    let session = auth::open(&mut tx, kernel.keys, kernel.config, user_id, &caller.agent).await?;
+    tx.commit().await?;
+    browser.open(&session);
+    Ok(Answer::Redirect(SeeOther::to(sso.web_to())))
+}
+
 impl Sso {
+    /// `sso.web_url`, under `public_url` when it is a path.
+    fn web_to(&self) -> String {
+        let base = &self.config.web_url;
+        if base.starts_with('/') {
+            format!("{}{base}", self.public_url)
+        } else {
+            base.clone()
+        }
+    }
+
     /// `sso.return_url` (under `public_url` when it is a path) with the one-time code.
     fn return_to(&self, code: &str) -> String {
         let base = &self.config.return_url;
