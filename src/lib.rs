@@ -65,6 +65,8 @@ pub fn build(figment: Figment) -> Rocket<Build> {
     let rocket = rocket.attach(accounts::stage());
     #[cfg(feature = "two_factor")]
     let rocket = rocket.attach(two_factor::stage());
+    #[cfg(feature = "sso")]
+    let rocket = rocket.attach(sso::stage());
     rocket
 }
 
@@ -90,5 +92,7 @@ pub fn check_config(figment: &Figment) -> Result<(), kernel::config::ConfigError
     section::<accounts::AccountsConfig>(figment)?;
     #[cfg(feature = "two_factor")]
     section::<two_factor::TwoFactorConfig>(figment)?;
+    #[cfg(feature = "sso")]
+    section::<sso::SsoConfig>(figment)?;
     Ok(())
 }

@@ -180,7 +180,7 @@ fn every_table_has_one_room() {
         "tables queried from more than one crate:\n{}",
         shared.join("\n")
     );
-    // The two modules that own tables own them (a room that moved away would show here).
+    // The modules that own tables own them (a room that moved away would show here).
     assert_eq!(
         rooms.get("pictures").map(|o| o.iter().next().cloned()),
         Some(Some("pictures".into()))
@@ -191,4 +191,14 @@ fn every_table_has_one_room() {
             .map(|o| o.iter().next().cloned()),
         Some(Some("password_reset".into()))
     );
+    #[cfg(feature = "sso")]
+    for table in ["sso_flows", "sso_codes", "sso_identities", "sso_settings"] {
+        assert_eq!(
+            rooms
+                .get(table)
+                .map(|o| o.iter().cloned().collect::<Vec<_>>()),
+            Some(vec!["sso".to_owned()]),
+            "{table}"
+        );
+    }
 }

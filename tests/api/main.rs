@@ -34,6 +34,8 @@ mod register;
 mod robustness;
 mod sessions;
 mod shapes;
+#[cfg(feature = "sso")]
+mod sso;
 mod throttle;
 #[cfg(feature = "two_factor")]
 mod two_factor;

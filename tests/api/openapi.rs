@@ -23,6 +23,8 @@ const MODULES: &[&str] = &[
     "users",
     #[cfg(feature = "two_factor")]
     "two_factor",
+    #[cfg(feature = "sso")]
+    "sso",
 ];
 
 /// Rocket mounts no route of its own (no file server, no index): every mounted route is API.
@@ -238,6 +240,18 @@ each_backend! {
         assert_well_formed(&off);
         assert!(off["components"]["securitySchemes"].get("cookie").is_none());
         assert_eq!(off["paths"]["/api/auth/logout"]["post"]["security"], serde_json::json!([{"bearer": []}]));
+    }
+
+    #[cfg(feature = "sso")]
+    async fn the_trusted_header_route_is_described_when_configured(backend) {
+        let app = TestApp::with(&backend, |f| f.merge((
+            "sso",
+            serde_json::json!({"trusted_header": {"header": "Remote-User", "proxies": ["10.0.0.0/8"]}}),
+        ))).await;
+        let doc = document(&app).await;
+        assert_well_formed(&doc);
+        assert_same_operations(&app, &doc);
+        assert!(doc["paths"]["/api/auth/sso/header/login"]["post"].is_object());
     }
 
     async fn a_module_switched_off_is_not_described(backend) {

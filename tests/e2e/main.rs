@@ -53,3 +53,10 @@ mod logs;
 mod served;
 mod shutdown;
 mod slow_clients;
+#[cfg(all(
+    feature = "sso",
+    feature = "registration",
+    feature = "sessions",
+    feature = "users"
+))]
+mod sso;

@@ -47,7 +47,7 @@ impl Reply {
     }
 }
 
-async fn reply(response: LocalResponse<'_>) -> Reply {
+pub async fn reply(response: LocalResponse<'_>) -> Reply {
     let status = response.status();
     let is_json = response.content_type().is_some_and(|c| c.is_json());
     let text = response.into_string().await.unwrap_or_default();

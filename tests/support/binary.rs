@@ -57,7 +57,16 @@ pub fn start_with(
     database: Option<&str>,
     configure: impl FnOnce(&mut Command),
 ) -> Server {
-    let port = free_port();
+    start_on(dir, database, free_port(), configure)
+}
+
+/// As [`start_with`], on a port chosen beforehand (a server whose `public_url` names it).
+pub fn start_on(
+    dir: &Path,
+    database: Option<&str>,
+    port: u16,
+    configure: impl FnOnce(&mut Command),
+) -> Server {
     let mut command = stride(dir, database);
     command
         .env("ROCKET_PORT", port.to_string())

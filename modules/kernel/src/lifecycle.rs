@@ -11,9 +11,12 @@
 //! - [`Lifecycle::offer_reset_links`]: an admin can send an account a reset link
 //!   ([`ResetLinks`], the password-reset module's);
 //! - [`Lifecycle::offer_pictures`]: a data export carries the user's picture ([`PictureSource`],
-//!   the pictures module's).
+//!   the pictures module's);
 //! - [`Lifecycle::require_second_factor`]: a login whose password matched passes a second
-//!   step before its session opens ([`SecondFactor`], crate::second_factor).
+//!   step before its session opens ([`SecondFactor`], crate::second_factor);
+//! - [`Lifecycle::gate_passwords`]: a module of other ways in (an identity provider's) may
+//!   close password login and registration at run time ([`PasswordGate`]); the login and
+//!   registration routes ask [`Lifecycle::password_refusal`] first.
 //!
 //! The kernel itself sets one more: with `cookies.enabled`, the user object also carries
 //! FitTrackee 1.x's keys ([`User::add_1x_keys`]), which the web client of cookie sessions reads.
@@ -77,6 +80,26 @@ pub trait PictureSource: Send + Sync + 'static {
     ) -> Result<Option<(Vec<u8>, &'static str)>, Failure>;
 }
 
+/// What a password is used for, when a [`PasswordGate`] is asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordUse {
+    /// A password login.
+    Login,
+    /// A registration with a password.
+    Registration,
+}
+
+/// Whether passwords still open sessions and make accounts. The gate owns its answer: the
+/// message of the 403 that refuses, or none when passwords are open.
+#[rocket::async_trait]
+pub trait PasswordGate: Send + Sync + 'static {
+    async fn refusal(
+        &self,
+        conn: &mut AnyConnection,
+        usage: PasswordUse,
+    ) -> Result<Option<&'static str>, Failure>;
+}
+
 #[derive(Default)]
 pub struct Lifecycle {
     mounted: AtomicBool,
@@ -86,6 +109,7 @@ pub struct Lifecycle {
     reset_links: OnceLock<Arc<dyn ResetLinks>>,
     pictures: OnceLock<Arc<dyn PictureSource>>,
     second_factor: OnceLock<Arc<dyn SecondFactor>>,
+    password_gate: OnceLock<Arc<dyn PasswordGate>>,
 }
 
 impl Lifecycle {
@@ -146,6 +170,24 @@ impl Lifecycle {
     /// The second step of a login, when a module keeps second factors.
     pub fn second_factor(&self) -> Option<&dyn SecondFactor> {
         self.second_factor.get().map(|f| &**f)
+    }
+
+    /// Passwords may be closed at run time by `gate`.
+    pub fn gate_passwords(&self, gate: Arc<dyn PasswordGate>) {
+        let _ = self.password_gate.set(gate);
+    }
+
+    /// The message of the 403 refusing this use of a password, or none when passwords are
+    /// open (always, without a gate).
+    pub async fn password_refusal(
+        &self,
+        conn: &mut AnyConnection,
+        usage: PasswordUse,
+    ) -> Result<Option<&'static str>, Failure> {
+        match self.password_gate.get() {
+            Some(gate) => gate.refusal(conn, usage).await,
+            None => Ok(None),
+        }
     }
 
     /// The user object of FitTrackee's API, with the lifecycle's keys and FitTrackee 1.x's

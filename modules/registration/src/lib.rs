@@ -6,6 +6,7 @@
 use kernel::config::{ConfigError, Section};
 use kernel::cookies::Browser;
 use kernel::language::LanguageTag;
+use kernel::lifecycle::PasswordUse;
 use kernel::throttle::{self, Counter};
 use kernel::users::{self, AccountState, InsertError};
 use kernel::validate::{self, account_words, Email, Password, Username};
@@ -109,6 +110,15 @@ async fn register(
         // Closed registration is the first answer, whatever the payload.
         if !settings::load(&mut conn).await?.is_registration_enabled() {
             return Err(ApiError::forbidden(DISABLED));
+        }
+        // An admin may leave single sign-on the only way in (lifecycle.rs, `PasswordGate`).
+        if let Some(refusal) = kernel
+            .lifecycle
+            .password_refusal(&mut conn, PasswordUse::Registration)
+            .await
+            .map_err(|e| ApiError::internal("password gate", e))?
+        {
+            return Err(ApiError::forbidden(refusal));
         }
         // Accounts made per client are counted before anything else, so that no burst passes
         // the limit; an attempt that makes no account (typos in a form) gives its count back.

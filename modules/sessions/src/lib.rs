@@ -7,10 +7,13 @@ use std::fmt::{self, Write as _};
 use kernel::auth::End;
 use kernel::config::Section;
 use kernel::cookies::Browser;
+use kernel::lifecycle::PasswordUse;
 use kernel::passwords::Credentials;
 use kernel::second_factor::{Attempt, Passage, Presented};
 use kernel::validate::email_key;
-use kernel::{auth, ApiResult, AuthUser, Caller, Db, Describe, Metrics, Payload, Services};
+use kernel::{
+    auth, ApiError, ApiResult, AuthUser, Caller, Db, Describe, Metrics, Payload, Services,
+};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -112,6 +115,7 @@ async fn login(
         config,
         keys,
         passwords,
+        lifecycle,
         ..
     } = kernel;
     let Login {
@@ -120,6 +124,17 @@ async fn login(
         totp_code,
         recovery_code,
     } = body.0;
+    // An admin may leave single sign-on the only way in (lifecycle.rs, `PasswordGate`).
+    {
+        let mut conn = db.acquire().await?;
+        if let Some(refusal) = lifecycle
+            .password_refusal(&mut conn, PasswordUse::Login)
+            .await
+            .map_err(|e| ApiError::internal("password gate", e))?
+        {
+            return Err(ApiError::forbidden(refusal));
+        }
+    }
     let account = email_key(&email);
     let outcome = passwords
         .check_credentials(db, &config.throttle, &account, caller.client, password)
