@@ -395,6 +395,24 @@ each_backend! {
         assert_eq!(link(&app, &sam).await, Err(sso::Refusal::Inactive));
     }
 
+    async fn first_logins_of_one_identity_at_once_make_one_account(backend) {
+        let app = TestApp::new(&backend).await;
+        let new = identity("racer", Some("racer@example.com"), true, Some("racer"));
+        let existing = {
+            app.register("kim").await;
+            identity("kim-at-idp", Some("kim@example.com"), true, None)
+        };
+        for who in [new, existing] {
+            let logins = (0..6).map(|_| link(&app, &who));
+            let found = futures::future::join_all(logins).await;
+            let first = found[0].clone().expect("an account");
+            assert!(found.iter().all(|f| f.as_ref() == Ok(&first)), "{found:?}");
+            let sql = format!("SELECT COUNT(*) AS n FROM sso_identities WHERE subject = '{}'", who.subject);
+            assert_eq!(app.count(&sql).await, 1);
+        }
+        assert_eq!(app.count("SELECT COUNT(*) AS n FROM users").await, 2);
+    }
+
     async fn closed_registration_makes_no_account(backend) {
         let app = TestApp::new(&backend).await;
         let admin = app.admin("admin").await;

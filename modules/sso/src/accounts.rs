@@ -35,12 +35,16 @@ pub enum Refusal {
 }
 
 /// The account the identity opens, linking or making it as the rules say (in `tx`, which the
-/// caller commits).
+/// caller commits). Under the accounts lock (kernel::db::lock_accounts), taken first: two
+/// first logins of one identity at once (two tabs, a double click) then run one after the
+/// other, and the second finds the first's link instead of failing on it; account deletions
+/// and admin changes wait likewise.
 pub async fn resolve(
     tx: &mut WriteTx,
     provider: &str,
     identity: &Identity,
 ) -> Result<Result<(User, Outcome), Refusal>, ApiError> {
+    kernel::db::lock_accounts(tx).await?;
     if let Some(link) = store::link_of_subject(tx, provider, &identity.subject).await? {
         let email = identity
             .email_verified
