@@ -13,7 +13,7 @@ async fn app(backend: &Backend, mail: &Mail) -> TestApp {
     TestApp::with_mail(backend, mail, |f| f).await
 }
 
-async fn request(app: &TestApp, token: &str) -> crate::helpers::Reply {
+pub(crate) async fn request(app: &TestApp, token: &str) -> crate::helpers::Reply {
     app.send(
         "POST",
         "/api/auth/account/export/request",
@@ -24,7 +24,7 @@ async fn request(app: &TestApp, token: &str) -> crate::helpers::Reply {
 }
 
 /// Waits until the user's export is built, and returns its request object.
-async fn built(app: &TestApp, token: &str) -> Value {
+pub(crate) async fn built(app: &TestApp, token: &str) -> Value {
     for _ in 0..200 {
         let reply = app.get("/api/auth/account/export", Some(token)).await;
         assert_eq!(reply.status.code, 200, "{}", reply.body);
@@ -38,7 +38,11 @@ async fn built(app: &TestApp, token: &str) -> Value {
 }
 
 /// The archive's files: name and bytes, in order.
-async fn download(app: &TestApp, token: &str, file_name: &str) -> Vec<(String, Vec<u8>)> {
+pub(crate) async fn download(
+    app: &TestApp,
+    token: &str,
+    file_name: &str,
+) -> Vec<(String, Vec<u8>)> {
     let response = app
         .client
         .get(format!("/api/auth/account/export/{file_name}"))

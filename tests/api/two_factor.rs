@@ -375,4 +375,54 @@ each_backend! {
         let texts = mail.wait(&email("sam"), 2).await;
         assert!(texts.iter().any(|t| t.contains("An administrator just removed the second factor")), "{texts:?}");
     }
+
+    /// The data export tells what the modules hold of the user: the factor's state and the
+    /// recovery codes left, the linked identities; never the secret or a code.
+    #[cfg(feature = "accounts")]
+    async fn the_export_tells_the_factors_and_no_secret(backend) {
+        let mail = Mail::new();
+        let app = TestApp::with_mail(&backend, &mail, |f| f).await;
+        let token = app.register("sam").await;
+        let (secret, codes) = protect(&app, &token).await;
+        #[cfg(feature = "sso")]
+        {
+            let db = app.client.rocket().state::<kernel::Db>().expect("database");
+            let mut tx = kernel::db::begin_write(db).await.expect("a transaction");
+            let identity = sso::Identity {
+                subject: "sam-at-idp".into(),
+                email: Some(email("sam")),
+                email_verified: true,
+                preferred_username: None,
+            };
+            let linked = sso::link_identity(&mut tx, "idp", &identity).await.expect("no database error");
+            assert_eq!(linked.map(|u| u.username).ok().as_deref(), Some("sam"));
+            tx.commit().await.expect("commit");
+        }
+        assert_eq!(crate::export::request(&app, &token).await.status.code, 200);
+        let done = crate::export::built(&app, &token).await;
+        let files = crate::export::download(&app, &token, done["file_name"].as_str().expect("a file")).await;
+        let file = |name: &str| -> Value {
+            let (_, bytes) = files.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name}"));
+            serde_json::from_slice(bytes).expect("JSON")
+        };
+        assert_eq!(file("two_factor.json"), json!({"totp": true, "recovery_codes_left": codes.len()}));
+        #[cfg(feature = "sso")]
+        {
+            let identities = file("sso_identities.json");
+            assert_eq!(identities.as_array().map(Vec::len), Some(1), "{identities}");
+            assert_eq!((&identities[0]["provider"], &identities[0]["subject"]), (&json!("idp"), &json!("sam-at-idp")));
+        }
+        let everything: String = files.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+        assert!(!everything.contains(&secret), "the secret in the archive");
+        for code in &codes {
+            assert!(!everything.contains(code.as_str()), "a recovery code in the archive");
+        }
+        // Without a factor, no file.
+        let kim = app.register("kim").await;
+        assert_eq!(crate::export::request(&app, &kim).await.status.code, 200);
+        let done = crate::export::built(&app, &kim).await;
+        let files = crate::export::download(&app, &kim, done["file_name"].as_str().expect("a file")).await;
+        let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["user_data.json", "user_sessions.json"]);
+    }
 }

@@ -20,7 +20,7 @@ use kernel::dates::http_date_from_unix;
 use kernel::db::now;
 use kernel::error::Failure;
 use kernel::language::Language;
-use kernel::lifecycle::PictureSource;
+use kernel::lifecycle::{ExportPart, PictureSource};
 use kernel::{auth, users, ApiError, ApiResult, AuthUser, Db, Mailer, Services};
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::{ContentType, Header, Status};
@@ -233,9 +233,9 @@ impl Fairing for Builder {
             tracing::error!("data exports: no database or mailer; exports stay queued");
             return;
         };
-        let pictures = rocket
-            .state::<kernel::Lifecycle>()
-            .and_then(|l| l.pictures());
+        let lifecycle = rocket.state::<kernel::Lifecycle>();
+        let pictures = lifecycle.and_then(|l| l.pictures());
+        let parts = lifecycle.map(|l| l.export_parts()).unwrap_or_default();
         let keys_1x = rocket
             .state::<kernel::Config>()
             .is_some_and(|c| c.cookies.enabled);
@@ -243,6 +243,7 @@ impl Fairing for Builder {
             pool: (**db).clone(),
             mailer: mailer.clone(),
             pictures,
+            parts,
             keys_1x,
         };
         let task = tokio::spawn(run(job, self.wake.clone(), rocket.shutdown()));
@@ -267,6 +268,8 @@ pub struct Job {
     pub pool: AnyPool,
     pub mailer: Mailer,
     pub pictures: Option<Arc<dyn PictureSource>>,
+    /// The other modules' files (kernel::lifecycle::ExportPart).
+    pub parts: Vec<Arc<dyn ExportPart>>,
     /// The profile carries FitTrackee 1.x's keys, as the API gives it (`cookies.enabled`).
     pub keys_1x: bool,
 }
@@ -354,6 +357,8 @@ struct Contents {
     profile: Vec<u8>,
     sessions: Vec<u8>,
     picture: Option<(Vec<u8>, &'static str)>,
+    /// (file name, JSON) of the modules that hold something of the user.
+    parts: Vec<(&'static str, Vec<u8>)>,
 }
 
 async fn read_contents(
@@ -382,10 +387,17 @@ async fn read_contents(
     if job.keys_1x {
         user.add_1x_keys(&mut profile);
     }
+    let mut parts = Vec::with_capacity(job.parts.len());
+    for part in &job.parts {
+        if let Some(value) = part.part(&mut *conn, user_id).await? {
+            parts.push((part.file_name(), json(&value)?));
+        }
+    }
     Ok(Some(Contents {
         profile: json(&profile)?,
         sessions: json(&Value::Array(sessions))?,
         picture,
+        parts,
         user,
     }))
 }
@@ -402,7 +414,12 @@ fn zip(contents: &Contents) -> Result<Vec<u8>, Failure> {
         .picture
         .as_ref()
         .map_or(0, |(bytes, _)| bytes.len());
-    let size = contents.profile.len() + contents.sessions.len() + picture + 1024;
+    let parts: usize = contents
+        .parts
+        .iter()
+        .map(|(_, bytes)| bytes.len() + 128)
+        .sum();
+    let size = contents.profile.len() + contents.sessions.len() + picture + parts + 1024;
     let mut archive = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(size)));
     archive
         .start_file("user_data.json", options)
@@ -412,6 +429,10 @@ fn zip(contents: &Contents) -> Result<Vec<u8>, Failure> {
         .start_file("user_sessions.json", options)
         .map_err(failed)?;
     archive.write_all(&contents.sessions).map_err(io)?;
+    for (name, bytes) in &contents.parts {
+        archive.start_file(*name, options).map_err(failed)?;
+        archive.write_all(bytes).map_err(io)?;
+    }
     if let Some((bytes, extension)) = &contents.picture {
         archive
             .start_file(format!("picture.{extension}"), options)

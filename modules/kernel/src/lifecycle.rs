@@ -80,6 +80,17 @@ pub trait PictureSource: Send + Sync + 'static {
     ) -> Result<Option<(Vec<u8>, &'static str)>, Failure>;
 }
 
+/// A module's share of a user's data export: one JSON file of the archive, named by the
+/// module (`sso_identities.json`), or none when the module holds nothing of the user. Never
+/// a secret (no sealed factor, no digest of a code).
+#[rocket::async_trait]
+pub trait ExportPart: Send + Sync + 'static {
+    /// The file's name in the archive.
+    fn file_name(&self) -> &'static str;
+
+    async fn part(&self, conn: &mut AnyConnection, user_id: i64) -> Result<Option<Value>, Failure>;
+}
+
 /// What a password is used for, when a [`PasswordGate`] is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PasswordUse {
@@ -110,6 +121,7 @@ pub struct Lifecycle {
     pictures: OnceLock<Arc<dyn PictureSource>>,
     second_factor: OnceLock<Arc<dyn SecondFactor>>,
     password_gate: OnceLock<Arc<dyn PasswordGate>>,
+    export_parts: std::sync::Mutex<Vec<Arc<dyn ExportPart>>>,
 }
 
 impl Lifecycle {
@@ -170,6 +182,21 @@ impl Lifecycle {
     /// The second step of a login, when a module keeps second factors.
     pub fn second_factor(&self) -> Option<&dyn SecondFactor> {
         self.second_factor.get().map(|f| &**f)
+    }
+
+    /// A module's data joins every user's export ([`ExportPart`]).
+    pub fn offer_export_part(&self, part: Arc<dyn ExportPart>) {
+        if let Ok(mut parts) = self.export_parts.lock() {
+            parts.push(part);
+        }
+    }
+
+    /// The modules' shares of an export, in the order they were offered.
+    pub fn export_parts(&self) -> Vec<Arc<dyn ExportPart>> {
+        self.export_parts
+            .lock()
+            .map(|parts| parts.clone())
+            .unwrap_or_default()
     }
 
     /// Passwords may be closed at run time by `gate`.

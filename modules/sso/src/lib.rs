@@ -50,6 +50,44 @@ pub async fn link_identity(
         .map(|(user, _)| user))
 }
 
+/// A user's linked identities in their data export (`sso_identities.json`), when they have
+/// any: provider, subject, email, when linked and last used.
+struct IdentitiesExport;
+
+#[rocket::async_trait]
+impl kernel::lifecycle::ExportPart for IdentitiesExport {
+    fn file_name(&self) -> &'static str {
+        "sso_identities.json"
+    }
+
+    async fn part(
+        &self,
+        conn: &mut AnyConnection,
+        user_id: i64,
+    ) -> Result<Option<serde_json::Value>, kernel::error::Failure> {
+        use kernel::dates::http_date_from_unix;
+        let links = store::links_of(conn, user_id)
+            .await
+            .map_err(|e| kernel::error::Failure::new("linked identities", e))?;
+        if links.is_empty() {
+            return Ok(None);
+        }
+        let list: Vec<serde_json::Value> = links
+            .iter()
+            .map(|link| {
+                serde_json::json!({
+                    "provider": link.provider,
+                    "subject": link.subject,
+                    "email": link.email,
+                    "created_at": http_date_from_unix(link.created_at),
+                    "last_login_at": http_date_from_unix(link.last_login_at),
+                })
+            })
+            .collect();
+        Ok(Some(serde_json::Value::Array(list)))
+    }
+}
+
 /// The 403 of a password login while SSO is the only way in.
 pub const PASSWORD_LOGIN_OFF: &str =
     "error, password login is disabled: log in with single sign-on";
@@ -80,6 +118,7 @@ pub fn stage() -> AdHoc {
                 lifecycle.gate_passwords(Arc::new(OnlySso {
                     default: sso.config.only,
                 }));
+                lifecycle.offer_export_part(Arc::new(IdentitiesExport));
             }
             let header = sso.config.trusted_header.header.is_some();
             let rocket = rocket

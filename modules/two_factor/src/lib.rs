@@ -50,6 +50,7 @@ pub fn stage() -> AdHoc {
             });
             if let Some(lifecycle) = rocket.state::<kernel::Lifecycle>() {
                 lifecycle.require_second_factor(factors.clone());
+                lifecycle.offer_export_part(Arc::new(FactorsExport));
             }
             rocket
                 .manage(factors)
@@ -422,5 +423,38 @@ impl SecondFactor for Factors {
                 Checked::Refused(error) => Passage::Refused(error),
             },
         )
+    }
+}
+
+/// What a user's data export says of their second factors (`two_factor.json`), when they have
+/// one: whether TOTP is active and how many recovery codes are left. Never the secret, never a
+/// code's digest.
+struct FactorsExport;
+
+#[rocket::async_trait]
+impl kernel::lifecycle::ExportPart for FactorsExport {
+    fn file_name(&self) -> &'static str {
+        "two_factor.json"
+    }
+
+    async fn part(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        user_id: i64,
+    ) -> Result<Option<serde_json::Value>, kernel::error::Failure> {
+        let failed = |e| kernel::error::Failure::new("second factors", e);
+        let Some(totp) = store::totp(&mut *conn, user_id).await.map_err(failed)? else {
+            return Ok(None);
+        };
+        if !totp.confirmed {
+            return Ok(None);
+        }
+        let left = store::recovery_codes_left(&mut *conn, user_id)
+            .await
+            .map_err(failed)?;
+        Ok(Some(serde_json::json!({
+            "totp": true,
+            "recovery_codes_left": left,
+        })))
     }
 }
