@@ -5,46 +5,11 @@
 use rocket::figment::Figment;
 use serde_json::{json, Value};
 
-use crate::helpers::{each_backend, sleep, Mail, TestApp, PASSWORD};
+use crate::helpers::{each_backend, sleep, sorted_keys, Mail, TestApp, PASSWORD, USER_KEYS_05};
 
 fn off(f: Figment) -> Figment {
     f.merge(("cookies.enabled", false))
 }
-
-fn keys(object: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = object
-        .as_object()
-        .expect("an object")
-        .keys()
-        .cloned()
-        .collect();
-    keys.sort();
-    keys
-}
-
-/// FitTrackee 0.5's 20 keys of the user object.
-const KEYS_05: [&str; 20] = [
-    "admin",
-    "bio",
-    "birth_date",
-    "created_at",
-    "email",
-    "first_name",
-    "imperial_units",
-    "language",
-    "last_name",
-    "location",
-    "nb_sports",
-    "nb_workouts",
-    "picture",
-    "records",
-    "sports_list",
-    "timezone",
-    "total_distance",
-    "total_duration",
-    "username",
-    "weekm",
-];
 
 /// The values of FitTrackee 1.x's keys for a new user.
 fn new_user_1x() -> Value {
@@ -80,12 +45,12 @@ fn new_user_1x() -> Value {
 const LIFECYCLE: [&str; 3] = ["email_to_confirm", "is_active", "role"];
 
 fn expected_keys(with_1x: bool) -> Vec<String> {
-    let mut expected: Vec<String> = KEYS_05.iter().map(|k| k.to_string()).collect();
+    let mut expected: Vec<String> = USER_KEYS_05.iter().map(|k| k.to_string()).collect();
     if cfg!(feature = "accounts") {
         expected.extend(LIFECYCLE.iter().map(|k| k.to_string()));
     }
     if with_1x {
-        expected.extend(keys(&new_user_1x()));
+        expected.extend(sorted_keys(&new_user_1x()));
     }
     expected.sort();
     expected
@@ -114,7 +79,7 @@ each_backend! {
         let sam = app.register("sam").await;
         let kim = app.register("kim").await;
         let profile = app.profile(&sam).await.body["data"].clone();
-        assert_eq!(keys(&profile), expected_keys(true), "{profile}");
+        assert_eq!(sorted_keys(&profile), expected_keys(true), "{profile}");
         for (key, value) in new_user_1x().as_object().expect("object") {
             assert_eq!(&profile[key], value, "{key}");
         }
@@ -137,18 +102,18 @@ each_backend! {
         let sam = app.register("sam").await;
         let kim = app.register("kim").await;
         let profile = app.profile(&sam).await.body["data"].clone();
-        assert_eq!(keys(&profile), expected_keys(false), "{profile}");
+        assert_eq!(sorted_keys(&profile), expected_keys(false), "{profile}");
         let mut seen = expected_keys(false);
         seen.retain(|k| !["email", "is_active", "email_to_confirm"].contains(&k.as_str()));
         let other = app.get("/api/users/sam", Some(&kim)).await.body["data"]["users"][0].clone();
-        assert_eq!(keys(&other), seen);
+        assert_eq!(sorted_keys(&other), seen);
         let reply = app.post_auth(PREFERENCES, &sam, preferences_1x()).await;
         reply.assert_success(200, "user preferences updated");
-        assert_eq!(keys(&reply.body["data"]), expected_keys(false));
+        assert_eq!(sorted_keys(&reply.body["data"]), expected_keys(false));
         let reply = app.post_auth("/api/auth/profile/edit", &sam,
             json!({"first_name": "", "last_name": "", "location": "", "bio": "", "birth_date": ""})).await;
         reply.assert_success(200, "user profile updated");
-        assert_eq!(keys(&reply.body["data"]), expected_keys(false));
+        assert_eq!(sorted_keys(&reply.body["data"]), expected_keys(false));
     }
 
     async fn preferences_keep_date_format_and_dark_mode(backend) {
@@ -324,7 +289,7 @@ each_backend! {
     async fn the_config_carries_the_1x_keys(backend) {
         let app = TestApp::new(&backend).await;
         let data = app.get("/api/config", None).await.body["data"].clone();
-        assert_eq!(keys(&data), ["about", "admin_contact", "elevation_services", "file_limit_import",
+        assert_eq!(sorted_keys(&data), ["about", "admin_contact", "elevation_services", "file_limit_import",
             "file_sync_limit_import", "global_map_workouts_limit", "gpx_limit_import", "is_email_sending_enabled",
             "is_registration_enabled", "map_attribution", "max_image_size", "max_single_file_size", "max_users",
             "max_zip_file_size", "privacy_policy", "privacy_policy_date", "stats_workouts_limit", "version",
@@ -344,7 +309,7 @@ each_backend! {
     async fn with_cookies_off_the_config_is_05s(backend) {
         let app = TestApp::with(&backend, off).await;
         let data = app.get("/api/config", None).await.body["data"].clone();
-        assert_eq!(keys(&data), ["gpx_limit_import", "is_email_sending_enabled", "is_registration_enabled",
+        assert_eq!(sorted_keys(&data), ["gpx_limit_import", "is_email_sending_enabled", "is_registration_enabled",
             "map_attribution", "max_single_file_size", "max_users", "max_zip_file_size", "version"]);
         // 1.x's keys are ignored, unchecked.
         let admin = app.admin("admin").await;
@@ -443,7 +408,7 @@ each_backend! {
             let app = TestApp::with(&backend, |f| f.merge(("cookies.enabled", cookies))).await;
             let reply = app.get("/api/auth/timezones", None).await;
             assert_eq!(reply.status.code, 200, "{}", reply.body);
-            assert_eq!(keys(&reply.body), ["status", "timezones"]);
+            assert_eq!(sorted_keys(&reply.body), ["status", "timezones"]);
             assert_eq!(reply.body["status"], "success");
             let names: Vec<&str> = reply.body["timezones"].as_array().expect("a list")
                 .iter().map(|n| n.as_str().expect("a name")).collect();

@@ -163,6 +163,42 @@ pub fn figment(db: &TestDb) -> Figment {
         .merge(("log_level", "off"))
 }
 
+/// FitTrackee 0.5's 20 keys of the user object, sorted.
+pub const USER_KEYS_05: [&str; 20] = [
+    "admin",
+    "bio",
+    "birth_date",
+    "created_at",
+    "email",
+    "first_name",
+    "imperial_units",
+    "language",
+    "last_name",
+    "location",
+    "nb_sports",
+    "nb_workouts",
+    "picture",
+    "records",
+    "sports_list",
+    "timezone",
+    "total_distance",
+    "total_duration",
+    "username",
+    "weekm",
+];
+
+/// A JSON object's keys, sorted.
+pub fn sorted_keys(object: &serde_json::Value) -> Vec<String> {
+    let mut keys: Vec<String> = object
+        .as_object()
+        .expect("an object")
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
 pub async fn sleep(seconds: u64) {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
 }
