@@ -26,6 +26,8 @@ mod headers;
 mod languages;
 mod openapi;
 mod ops;
+#[cfg(feature = "two_factor")]
+mod passkeys;
 mod password_reset;
 #[cfg(feature = "pictures")]
 mod pictures;

@@ -71,6 +71,14 @@ async fn enrol(app: &TestApp, token: &str) -> Value {
     reply.body["data"].clone()
 }
 
+/// Starts an enrolment; returns its secret.
+pub(crate) async fn enrol_secret(app: &TestApp, token: &str) -> String {
+    enrol(app, token).await["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()
+}
+
 /// Enrols and confirms with the code of the previous step; returns the secret and the
 /// recovery codes.
 async fn protect(app: &TestApp, token: &str) -> (String, Vec<String>) {
@@ -132,7 +140,7 @@ each_backend! {
         );
         assert!(data["qr_code"].as_str().expect("qr").starts_with("data:image/svg+xml;base64,"));
         let status = app.get("/api/auth/two-factor", Some(&token)).await;
-        assert_eq!(status.body["data"], json!({"totp": false, "enrolment_pending": true, "recovery_codes_left": 0}));
+        assert_eq!(status.body["data"], json!({"totp": false, "enrolment_pending": true, "passkeys": 0, "passkeys_available": false, "recovery_codes_left": 0}));
         // Not active yet: the login needs no code.
         app.login(&email("sam"), PASSWORD).await.assert_success(200, "successfully logged in");
         // Codes out of the window (±1 step) and wrong codes do not confirm.
@@ -155,7 +163,7 @@ each_backend! {
         let texts = mail.wait(&email("sam"), 1).await;
         assert!(texts.iter().any(|t| t.contains("Two-factor authentication was just turned on")), "{texts:?}");
         let status = app.get("/api/auth/two-factor", Some(&token)).await;
-        assert_eq!(status.body["data"], json!({"totp": true, "enrolment_pending": false, "recovery_codes_left": 10}));
+        assert_eq!(status.body["data"], json!({"totp": true, "enrolment_pending": false, "passkeys": 0, "passkeys_available": false, "recovery_codes_left": 10}));
         // An active factor is not replaced by a new enrolment.
         app.post_auth("/api/auth/two-factor/totp", &token, json!({"password": PASSWORD}))
             .await
@@ -405,7 +413,7 @@ each_backend! {
             let (_, bytes) = files.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name}"));
             serde_json::from_slice(bytes).expect("JSON")
         };
-        assert_eq!(file("two_factor.json"), json!({"totp": true, "recovery_codes_left": codes.len()}));
+        assert_eq!(file("two_factor.json"), json!({"totp": true, "passkeys": [], "recovery_codes_left": codes.len()}));
         #[cfg(feature = "sso")]
         {
             let identities = file("sso_identities.json");

@@ -1,10 +1,13 @@
-//! Second factors (docs/two-factor.md): TOTP (RFC 6238) with recovery codes, enrolled and
-//! removed from a full session (`/api/auth/two-factor…`), asked for by the login through the
+//! Second factors (docs/two-factor.md): TOTP (RFC 6238) and passkeys (WebAuthn) with recovery
+//! codes, enrolled and removed from a full session (`/api/auth/two-factor…`), asked for by the login through the
 //! kernel's hook (`kernel::second_factor`): a protected account's login answers a step token
 //! instead of a session until a code comes, in the login itself or at
-//! `POST /api/auth/two-factor/login`.
+//! `POST /api/auth/two-factor/login`. The page `/two-factor/passkeys` runs the passkey
+//! ceremonies in a browser.
 
 mod notify;
+mod page;
+mod passkeys;
 mod routes;
 mod secrets;
 mod store;
@@ -44,9 +47,26 @@ pub fn stage() -> AdHoc {
                     codes.0.clone(),
                 );
             }
+            let public_url = kernel::Config::from_figment(rocket.figment())
+                .map(|c| c.public_url)
+                .unwrap_or_default();
+            let webauthn = passkeys::relying_party(
+                &public_url,
+                config.rp_id.as_deref(),
+                &config.issuer,
+                config.passkey_ttl,
+            );
+            let webauthn = match webauthn {
+                Ok(webauthn) => Some(webauthn),
+                Err(why) => {
+                    tracing::warn!("passkeys are off: {why}");
+                    None
+                }
+            };
             let factors = Arc::new(Factors {
                 config: config.clone(),
                 codes: codes.clone(),
+                webauthn,
             });
             if let Some(lifecycle) = rocket.state::<kernel::Lifecycle>() {
                 lifecycle.require_second_factor(factors.clone());
@@ -55,6 +75,7 @@ pub fn stage() -> AdHoc {
             rocket
                 .manage(factors)
                 .mount("/api/auth/two-factor", routes::routes())
+                .mount("/", page::routes())
                 .describe(include_str!("../openapi.json"))
         },
         |rocket, _| rocket,
@@ -80,6 +101,14 @@ pub struct TwoFactorConfig {
     pub grace_period: u64,
     /// Seconds the enrolment token of a login past its grace period lives.
     pub enrol_ttl: u64,
+    /// Seconds a passkey ceremony (registration or login) may take, from its options to the
+    /// authenticator's answer.
+    pub passkey_ttl: u64,
+    /// Passkeys one account may register.
+    pub max_passkeys: u8,
+    /// The WebAuthn relying party id: `public_url`'s host by default, or a parent domain of it
+    /// (passkeys then work on its other subdomains too). Changing it orphans every passkey.
+    pub rp_id: Option<String>,
 }
 
 /// `two_factor.required`: the accounts that must have a second factor.
@@ -114,6 +143,9 @@ impl Default for TwoFactorConfig {
             required: Required::Off,
             grace_period: 7 * 24 * 3600,
             enrol_ttl: 900,
+            passkey_ttl: 300,
+            max_passkeys: 10,
+            rp_id: None,
         }
     }
 }
@@ -158,6 +190,29 @@ impl Section for TwoFactorConfig {
                 ),
             ));
         }
+        if !(1..=3600).contains(&self.passkey_ttl) {
+            return Err(ConfigError::invalid(
+                "two_factor.passkey_ttl",
+                format!("must be 1 to 3600 seconds (got {})", self.passkey_ttl),
+            ));
+        }
+        if !(1..=100).contains(&self.max_passkeys) {
+            return Err(ConfigError::invalid(
+                "two_factor.max_passkeys",
+                format!("must be 1 to 100 (got {})", self.max_passkeys),
+            ));
+        }
+        if let Some(rp_id) = &self.rp_id {
+            let plain = rp_id.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+            if !plain {
+                return Err(ConfigError::invalid(
+                    "two_factor.rp_id",
+                    format!("must be a domain name such as example.com (got {rp_id:?})"),
+                ));
+            }
+        }
         if self.enrol_ttl == 0 {
             return Err(ConfigError::invalid(
                 "two_factor.enrol_ttl",
@@ -194,17 +249,20 @@ struct OutcomeLabels {
 #[derive(Default, Clone)]
 struct Codes(Family<OutcomeLabels, Series>);
 
-/// The module's state: its section, its series, and the login's second step.
+/// The module's state: its section, its series, the relying party (None when passkeys are off:
+/// no usable `public_url`), and the login's second step.
 pub struct Factors {
     config: TwoFactorConfig,
     codes: Codes,
+    webauthn: Option<webauthn_rs::Webauthn>,
 }
 
-/// A code a user typed.
+/// A second factor's proof: a code a user typed, or a passkey's answer.
 #[derive(Debug, Clone, Copy)]
 enum Code<'a> {
     Totp(&'a str),
     Recovery(&'a str),
+    Passkey(&'a passkeys::Asserted),
 }
 
 impl<'a> Code<'a> {
@@ -221,6 +279,13 @@ enum Checked {
 }
 
 impl Factors {
+    /// The relying party, or 400 `passkeys are not available on this instance`.
+    fn webauthn(&self) -> Result<&webauthn_rs::Webauthn, ApiError> {
+        self.webauthn
+            .as_ref()
+            .ok_or_else(|| ApiError::bad_request(passkeys::UNAVAILABLE))
+    }
+
     fn seal_key(kernel: &Services<'_>) -> [u8; 32] {
         kernel.keys.derive_key(secrets::SEAL_KEY_INFO)
     }
@@ -286,7 +351,11 @@ impl Factors {
                 },
                 None => false,
             },
-            Code::Recovery(_) if pending => false,
+            Code::Recovery(_) | Code::Passkey(_) if pending => false,
+            Code::Passkey(answer) => match &self.webauthn {
+                Some(webauthn) => passkeys::passes(conn, webauthn, user_id, answer).await?,
+                None => false,
+            },
             Code::Recovery(code) => {
                 let digest = secrets::recovery_digest(code);
                 let used = store::use_recovery_code(conn, user_id, &digest).await?;
@@ -390,10 +459,8 @@ impl SecondFactor for Factors {
         attempt: Attempt<'_>,
         presented: &Presented,
     ) -> Result<Passage, ApiError> {
-        let has_factor = store::totp(conn, attempt.user_id)
-            .await?
-            .is_some_and(|t| t.confirmed);
-        if !has_factor {
+        let held = store::held(conn, attempt.user_id).await?;
+        if !held.any() {
             return self.policy(conn, &kernel, attempt.user_id).await;
         }
         let code = Code::of(
@@ -410,7 +477,7 @@ impl SecondFactor for Factors {
                 ApiError::unauthorized(REQUIRED).with_data(json!({
                     "step_token": token,
                     "expires_in": self.config.step_ttl,
-                    "methods": ["totp", "recovery_code"],
+                    "methods": methods(held),
                 })),
             ));
         };
@@ -426,9 +493,22 @@ impl SecondFactor for Factors {
     }
 }
 
+/// The ways a login's second step can be passed, for an account holding these factors.
+fn methods(held: store::Held) -> Vec<&'static str> {
+    let mut methods = Vec::with_capacity(3);
+    if held.totp {
+        methods.push("totp");
+    }
+    if held.passkeys > 0 {
+        methods.push("passkey");
+    }
+    methods.push("recovery_code");
+    methods
+}
+
 /// What a user's data export says of their second factors (`two_factor.json`), when they have
-/// one: whether TOTP is active and how many recovery codes are left. Never the secret, never a
-/// code's digest.
+/// one: whether TOTP is active, their passkeys (names and dates) and how many recovery codes are
+/// left. Never the secret, never a code's digest, never a credential.
 struct FactorsExport;
 
 #[rocket::async_trait]
@@ -443,17 +523,19 @@ impl kernel::lifecycle::ExportPart for FactorsExport {
         user_id: i64,
     ) -> Result<Option<serde_json::Value>, kernel::error::Failure> {
         let failed = |e| kernel::error::Failure::new("second factors", e);
-        let Some(totp) = store::totp(&mut *conn, user_id).await.map_err(failed)? else {
-            return Ok(None);
-        };
-        if !totp.confirmed {
+        let held = store::held(&mut *conn, user_id).await.map_err(failed)?;
+        if !held.any() {
             return Ok(None);
         }
         let left = store::recovery_codes_left(&mut *conn, user_id)
             .await
             .map_err(failed)?;
+        let rows = store::passkeys(&mut *conn, user_id).await.map_err(failed)?;
+        // A passkey's name and dates, never its credential (public key, counter).
+        let shown: Vec<_> = rows.iter().map(passkeys::shown).collect();
         Ok(Some(serde_json::json!({
-            "totp": true,
+            "totp": held.totp,
+            "passkeys": shown,
             "recovery_codes_left": left,
         })))
     }

@@ -11,18 +11,35 @@ use sqlx::AnyConnection;
 use crate::store;
 
 #[derive(Debug, Clone, Copy)]
-pub enum Change {
+pub enum Change<'a> {
     Enabled,
+    /// TOTP removed while passkeys stay.
+    TotpRemoved,
+    /// A passkey registered; `first`: the account's first factor (recovery codes were made).
+    PasskeyAdded {
+        name: &'a str,
+        first: bool,
+    },
+    /// A passkey removed; `last`: the account's last factor (second factors are off).
+    PasskeyRemoved {
+        name: &'a str,
+        last: bool,
+    },
     Disabled,
     RecoveryCodes,
-    RecoveryCodeUsed { left: i64 },
+    RecoveryCodeUsed {
+        left: i64,
+    },
     RemovedByOperator,
 }
 
-impl Change {
+impl Change<'_> {
     fn name(self) -> &'static str {
         match self {
             Change::Enabled => "enabled",
+            Change::TotpRemoved => "totp_removed",
+            Change::PasskeyAdded { .. } => "passkey_added",
+            Change::PasskeyRemoved { .. } => "passkey_removed",
             Change::Disabled => "disabled",
             Change::RecoveryCodes => "recovery_codes",
             Change::RecoveryCodeUsed { .. } => "recovery_code_used",
@@ -37,13 +54,15 @@ pub async fn changed(
     conn: &mut AnyConnection,
     mailer: &Mailer,
     user: &User,
-    change: Change,
+    change: Change<'_>,
     keep: Option<&str>,
 ) -> Result<u64, ApiError> {
     let lang = Language::of_user(user.language.as_deref()).code();
-    let left = match change {
-        Change::RecoveryCodeUsed { left } => left,
-        _ => 0,
+    let (left, passkey, edge) = match change {
+        Change::RecoveryCodeUsed { left } => (left, "", false),
+        Change::PasskeyAdded { name, first } => (0, name, first),
+        Change::PasskeyRemoved { name, last } => (0, name, last),
+        _ => (0, "", false),
     };
     let email = mailer
         .compose(
@@ -51,7 +70,7 @@ pub async fn changed(
             lang,
             &user.email,
             &user.username,
-            json!({ "change": change.name(), "left": left }),
+            json!({ "change": change.name(), "left": left, "passkey": passkey, "edge": edge }),
         )
         .map_err(|e| ApiError::internal("two-factor email", e))?;
     mailer.enqueue(conn, &email).await?;

@@ -7,12 +7,14 @@ use kernel::cookies::Browser;
 use kernel::users::{AccountState, User};
 use kernel::validate::email_key;
 use kernel::{auth, ApiError, ApiResult, AuthUser, Caller, Payload, Services};
+use rocket::http::Status;
 use rocket::serde::json::{json, Value};
-use rocket::{get, post, routes, Route, State};
+use rocket::{delete, get, patch, post, routes, Route, State};
 use serde::Deserialize;
 use sqlx::AnyConnection;
 
 use crate::notify::{self, Change};
+use crate::passkeys::{self, Asserted, Registered};
 use crate::{secrets, store, Checked, Code, Factors, INVALID_STEP};
 
 pub const ALREADY_ENABLED: &str = "two-factor authentication is already enabled";
@@ -25,10 +27,17 @@ pub fn routes() -> Vec<Route> {
         enrol,
         confirm,
         disable,
+        totp_remove,
         recovery_codes,
         login,
         enrol_start,
-        enrol_confirm
+        enrol_confirm,
+        passkey_list,
+        passkey_register,
+        passkey_add,
+        passkey_rename,
+        passkey_remove,
+        passkey_challenge
     ]
 }
 
@@ -74,15 +83,22 @@ async fn new_recovery_codes(
 
 /// The user's factors.
 #[get("/")]
-async fn status(auth: AuthUser<Read>, kernel: Services<'_>) -> ApiResult<Value> {
+async fn status(
+    auth: AuthUser<Read>,
+    kernel: Services<'_>,
+    factors: &State<Arc<Factors>>,
+) -> ApiResult<Value> {
     let mut conn = kernel.db.acquire().await?;
     let totp = store::totp(&mut conn, auth.user.id).await?;
+    let passkeys = store::passkey_count(&mut conn, auth.user.id).await?;
     let left = store::recovery_codes_left(&mut conn, auth.user.id).await?;
     Ok(json!({
         "status": "success",
         "data": {
             "totp": totp.as_ref().is_some_and(|t| t.confirmed),
             "enrolment_pending": totp.as_ref().is_some_and(|t| !t.confirmed),
+            "passkeys": passkeys,
+            "passkeys_available": factors.webauthn.is_some(),
             "recovery_codes_left": left,
         },
     }))
@@ -104,7 +120,7 @@ async fn enrol(
     body: Payload<Enrol>,
 ) -> ApiResult<Value> {
     let user = &auth.user;
-    if active(kernel, user.id).await? {
+    if held(kernel, user.id).await?.totp {
         return Err(ApiError::bad_request(ALREADY_ENABLED));
     }
     confirm_password(kernel, &caller, user, body.0.password).await?;
@@ -142,11 +158,25 @@ async fn begin(
     }))
 }
 
-async fn active(kernel: Services<'_>, user_id: i64) -> Result<bool, ApiError> {
+async fn held(kernel: Services<'_>, user_id: i64) -> Result<store::Held, ApiError> {
     let mut conn = kernel.db.acquire().await?;
-    Ok(store::totp(&mut conn, user_id)
-        .await?
-        .is_some_and(|t| t.confirmed))
+    Ok(store::held(&mut conn, user_id).await?)
+}
+
+/// New recovery codes when the account had no factor before this one (its first factor), in
+/// the answer's `data`; an account that already has a set keeps it.
+async fn first_codes(
+    conn: &mut AnyConnection,
+    factors: &Factors,
+    user_id: i64,
+    before: store::Held,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let mut data = serde_json::Map::new();
+    if !before.any() {
+        let codes = new_recovery_codes(conn, factors, user_id).await?;
+        data.insert("recovery_codes".into(), json!(codes));
+    }
+    Ok(data)
 }
 
 #[derive(Deserialize)]
@@ -170,12 +200,13 @@ async fn confirm(
         Some(t) if t.confirmed => return Err(ApiError::bad_request(ALREADY_ENABLED)),
         Some(_) => {}
     }
+    let before = store::held(&mut tx, user.id).await?;
     let code = Code::Totp(&body.0.totp_code);
     if let Checked::Refused(error) = factors.check(&mut tx, &kernel, user.id, code, true).await? {
         tx.commit().await?;
         return Err(error);
     }
-    let codes = new_recovery_codes(&mut tx, factors, user.id).await?;
+    let data = first_codes(&mut tx, factors, user.id, before).await?;
     store::forget_steps(&mut tx, user.id).await?;
     notify::changed(
         &mut tx,
@@ -190,7 +221,7 @@ async fn confirm(
     Ok(json!({
         "status": "success",
         "message": "two-factor authentication enabled",
-        "data": { "recovery_codes": codes },
+        "data": data,
     }))
 }
 
@@ -201,8 +232,8 @@ struct Proof {
     recovery_code: Option<String>,
 }
 
-/// The password, then a code of the active factor (TOTP or recovery), in the returned
-/// transaction: what removing or regenerating asks for. Refusals are committed (counted).
+/// The password, then a code (TOTP or recovery), in the returned transaction: what removing or
+/// regenerating asks for. Refusals are committed (counted).
 async fn prove(
     auth: &AuthUser<Manage>,
     kernel: Services<'_>,
@@ -214,7 +245,7 @@ async fn prove(
     let Some(code) = Code::of(proof.totp_code.as_deref(), proof.recovery_code.as_deref()) else {
         return Err(ApiError::invalid_payload());
     };
-    if !active(kernel, user.id).await? {
+    if !held(kernel, user.id).await?.any() {
         return Err(ApiError::bad_request(NOT_ENABLED));
     }
     confirm_password(kernel, caller, user, proof.password.clone()).await?;
@@ -229,7 +260,8 @@ async fn prove(
     Ok(tx)
 }
 
-/// Removes the second factor (TOTP and recovery codes) with the password and a code.
+/// Removes every second factor (TOTP, passkeys and recovery codes) with the password and a
+/// code.
 #[post("/disable", data = "<body>")]
 async fn disable(
     auth: AuthUser<Manage>,
@@ -245,6 +277,41 @@ async fn disable(
     tx.commit().await?;
     kernel.mailer.wake();
     Ok(json!({ "status": "success", "message": "two-factor authentication disabled" }))
+}
+
+/// Removes the TOTP factor only, with the password and a code: the passkeys stay (and the
+/// recovery codes with them); with none, as [`disable`].
+#[delete("/totp", data = "<body>")]
+async fn totp_remove(
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    caller: Caller,
+    factors: &State<Arc<Factors>>,
+    body: Payload<Proof>,
+) -> ApiResult<Value> {
+    if !held(kernel, auth.user.id).await?.totp {
+        return Err(ApiError::bad_request(NOT_ENABLED));
+    }
+    let mut tx = prove(&auth, kernel, &caller, factors, body.0).await?;
+    store::remove_totp(&mut tx, auth.user.id).await?;
+    let last = !store::held(&mut tx, auth.user.id).await?.any();
+    let change = if last {
+        store::remove_recovery(&mut tx, auth.user.id).await?;
+        Change::Disabled
+    } else {
+        store::forget_steps(&mut tx, auth.user.id).await?;
+        Change::TotpRemoved
+    };
+    let keep = Some(auth.session_id.as_str());
+    notify::changed(&mut tx, kernel.mailer, &auth.user, change, keep).await?;
+    tx.commit().await?;
+    kernel.mailer.wake();
+    let message = if last {
+        "two-factor authentication disabled"
+    } else {
+        "authenticator app removed"
+    };
+    Ok(json!({ "status": "success", "message": message }))
 }
 
 /// New recovery codes, the old ones dead, with the password and a code.
@@ -281,10 +348,12 @@ struct Step {
     step_token: String,
     totp_code: Option<String>,
     recovery_code: Option<String>,
+    passkey: Option<Asserted>,
 }
 
 /// Completes a login that answered `two-factor authentication required`: its step token and a
-/// code open the session, as the login would have. The token is used up by the session it
+/// code (or a passkey's answer to [`passkey_challenge`]) open the session, as the login would
+/// have. The token is used up by the session it
 /// opens; a wrong code leaves it (counted against the account's limit) until it expires.
 #[post("/login", data = "<body>")]
 async fn login(
@@ -295,7 +364,9 @@ async fn login(
     body: Payload<Step>,
 ) -> ApiResult<Value> {
     let step = body.0;
-    let Some(code) = Code::of(step.totp_code.as_deref(), step.recovery_code.as_deref()) else {
+    let code = Code::of(step.totp_code.as_deref(), step.recovery_code.as_deref())
+        .or(step.passkey.as_ref().map(Code::Passkey));
+    let Some(code) = code else {
         return Err(ApiError::invalid_payload());
     };
     let digest = kernel::tokens::link_digest(&step.step_token);
@@ -415,5 +486,182 @@ async fn enrol_confirm(
         "message": "two-factor authentication enabled",
         "auth_token": session.token,
         "data": { "recovery_codes": codes },
+    }))
+}
+
+/// The user's passkeys.
+#[get("/passkeys")]
+async fn passkey_list(auth: AuthUser<Read>, kernel: Services<'_>) -> ApiResult<Value> {
+    let mut conn = kernel.db.acquire().await?;
+    let rows = store::passkeys(&mut conn, auth.user.id).await?;
+    let shown: Vec<Value> = rows.iter().map(passkeys::shown).collect();
+    Ok(json!({ "status": "success", "data": { "passkeys": shown } }))
+}
+
+/// Starts registering a passkey, with the password (as a TOTP enrolment): the options for
+/// `navigator.credentials.create` and the ceremony's id, which [`passkey_add`] takes back with
+/// the authenticator's answer within `two_factor.passkey_ttl`.
+#[post("/passkeys/register", data = "<body>")]
+async fn passkey_register(
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    caller: Caller,
+    factors: &State<Arc<Factors>>,
+    body: Payload<Enrol>,
+) -> ApiResult<Value> {
+    let webauthn = factors.webauthn()?;
+    confirm_password(kernel, &caller, &auth.user, body.0.password).await?;
+    let config = &factors.config;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let data = passkeys::start_registration(
+        &mut tx,
+        webauthn,
+        &auth.user,
+        config.passkey_ttl,
+        config.max_passkeys,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(json!({
+        "status": "success",
+        "message": "create the passkey, then send the authenticator's answer",
+        "data": data,
+    }))
+}
+
+/// Finishes a registration: the passkey is active at once (the authenticator proved it holds
+/// the key). The account's first factor makes recovery codes (shown this once); every added
+/// passkey ends the user's other sessions and emails them.
+#[post("/passkeys", data = "<body>")]
+async fn passkey_add(
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    factors: &State<Arc<Factors>>,
+    body: Payload<Registered>,
+) -> Result<(Status, Value), ApiError> {
+    let webauthn = factors.webauthn()?;
+    let user = &auth.user;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let before = store::held(&mut tx, user.id).await?;
+    let added = passkeys::finish_registration(&mut tx, webauthn, user, &body.0).await;
+    let row = match added {
+        Ok(row) => row,
+        Err(error) => {
+            // The ceremony is used up either way.
+            tx.commit().await?;
+            return Err(error);
+        }
+    };
+    let mut data = first_codes(&mut tx, factors, user.id, before).await?;
+    data.insert("passkey".into(), passkeys::shown(&row));
+    store::forget_steps(&mut tx, user.id).await?;
+    let change = Change::PasskeyAdded {
+        name: &row.name,
+        first: !before.any(),
+    };
+    notify::changed(&mut tx, kernel.mailer, user, change, Some(&auth.session_id)).await?;
+    tx.commit().await?;
+    kernel.mailer.wake();
+    Ok((
+        Status::Created,
+        json!({ "status": "success", "message": "passkey added", "data": data }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct Rename {
+    name: String,
+}
+
+/// Renames one of the user's passkeys.
+#[patch("/passkeys/<id>", data = "<body>")]
+async fn passkey_rename(
+    id: i64,
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    body: Payload<Rename>,
+) -> ApiResult<Value> {
+    let name = passkeys::valid_name(&body.0.name)
+        .ok_or_else(|| ApiError::bad_request(passkeys::INVALID_NAME))?;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    if !store::rename_passkey(&mut tx, auth.user.id, id, name).await? {
+        return Err(ApiError::not_found(passkeys::NOT_FOUND));
+    }
+    let rows = store::passkeys(&mut tx, auth.user.id).await?;
+    tx.commit().await?;
+    let row = rows.iter().find(|r| r.id == id).map(passkeys::shown);
+    Ok(json!({ "status": "success", "data": { "passkey": row } }))
+}
+
+/// Removes one of the user's passkeys, with the password. The last factor going takes the
+/// recovery codes with it; the user's other sessions end and an email tells them.
+#[delete("/passkeys/<id>", data = "<body>")]
+async fn passkey_remove(
+    id: i64,
+    auth: AuthUser<Manage>,
+    kernel: Services<'_>,
+    caller: Caller,
+    body: Payload<Enrol>,
+) -> ApiResult<Value> {
+    let user = &auth.user;
+    {
+        let mut conn = kernel.db.acquire().await?;
+        let theirs = store::passkeys(&mut conn, user.id).await?;
+        if !theirs.iter().any(|r| r.id == id) {
+            return Err(ApiError::not_found(passkeys::NOT_FOUND));
+        }
+    }
+    confirm_password(kernel, &caller, user, body.0.password).await?;
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let Some(name) = store::remove_passkey(&mut tx, user.id, id).await? else {
+        return Err(ApiError::not_found(passkeys::NOT_FOUND));
+    };
+    let last = !store::held(&mut tx, user.id).await?.any();
+    if last {
+        store::remove_recovery(&mut tx, user.id).await?;
+    } else {
+        store::forget_steps(&mut tx, user.id).await?;
+    }
+    let change = Change::PasskeyRemoved { name: &name, last };
+    notify::changed(&mut tx, kernel.mailer, user, change, Some(&auth.session_id)).await?;
+    tx.commit().await?;
+    kernel.mailer.wake();
+    Ok(json!({ "status": "success", "message": "passkey removed" }))
+}
+
+#[derive(Deserialize)]
+struct Challenge {
+    step_token: String,
+}
+
+/// The passkey half of a login's second step: for a live step token, the options for
+/// `navigator.credentials.get` and the ceremony's id, which `POST …/login` takes back with the
+/// step token and the authenticator's answer (`passkey: {ceremony, credential}`). The step token
+/// stays live; asking again replaces the ceremony.
+#[post("/passkey/challenge", data = "<body>")]
+async fn passkey_challenge(
+    kernel: Services<'_>,
+    factors: &State<Arc<Factors>>,
+    body: Payload<Challenge>,
+) -> ApiResult<Value> {
+    let digest = kernel::tokens::link_digest(&body.0.step_token);
+    let now = kernel::db::now();
+    let mut tx = kernel::db::begin_write(kernel.db).await?;
+    let purpose = store::Purpose::Login;
+    let Some(user_id) = store::step_user(&mut tx, &digest, purpose, now).await? else {
+        return Err(ApiError::unauthorized(INVALID_STEP));
+    };
+    let user = kernel::users::by_id(&mut tx, user_id).await?;
+    if !user.is_some_and(|u| u.state == AccountState::Active) {
+        return Err(ApiError::unauthorized(INVALID_STEP));
+    }
+    let webauthn = factors.webauthn()?;
+    let data =
+        passkeys::start_login(&mut tx, webauthn, user_id, factors.config.passkey_ttl).await?;
+    tx.commit().await?;
+    Ok(json!({
+        "status": "success",
+        "message": "use the passkey, then send the authenticator's answer",
+        "data": data,
     }))
 }

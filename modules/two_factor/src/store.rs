@@ -1,4 +1,4 @@
-//! The module's tables (migrations/*/20261201000009_two_factor.sql): its queries, and no one
+//! The module's tables (migrations/*/20261201000009_two_factor.sql, …000012_passkeys.sql): its queries, and no one
 //! else's.
 
 use sqlx::{AnyConnection, Row};
@@ -77,19 +77,35 @@ pub async fn use_step(
     Ok(done.rows_affected() == 1)
 }
 
-/// Removes every factor of a user (TOTP, recovery codes, waiting steps); true when there was
-/// one.
+/// Removes every factor of a user (TOTP, passkeys, recovery codes, waiting steps and
+/// ceremonies); true when there was one.
 pub async fn remove_all(conn: &mut AnyConnection, user_id: i64) -> Result<bool, sqlx::Error> {
     let totp = sqlx::query("DELETE FROM two_factor_totp WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM two_factor_recovery_codes WHERE user_id = $1")
+    let passkeys = sqlx::query("DELETE FROM two_factor_passkeys WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
-    forget_steps(conn, user_id).await?;
-    Ok(totp.rows_affected() > 0)
+    sqlx::query("DELETE FROM two_factor_ceremonies WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    remove_recovery(conn, user_id).await?;
+    Ok(totp.rows_affected() + passkeys.rows_affected() > 0)
+}
+
+/// Removes the user's TOTP factor (active or pending); true when there was an active one.
+pub async fn remove_totp(conn: &mut AnyConnection, user_id: i64) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM two_factor_totp WHERE user_id = $1 RETURNING confirmed_at")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(match done {
+        Some(row) => row.try_get::<Option<i64>, _>("confirmed_at")?.is_some(),
+        None => false,
+    })
 }
 
 /// Replaces a user's recovery codes with these digests.
@@ -249,4 +265,257 @@ pub async fn forget_grace(conn: &mut AnyConnection, user_id: i64) -> Result<(), 
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Which factors a user has: an active TOTP, and how many passkeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub totp: bool,
+    pub passkeys: i64,
+}
+
+impl Held {
+    /// Any factor at all: what makes a login ask for a second step.
+    pub fn any(self) -> bool {
+        self.totp || self.passkeys > 0
+    }
+}
+
+pub async fn held(conn: &mut AnyConnection, user_id: i64) -> Result<Held, sqlx::Error> {
+    let totp = totp(&mut *conn, user_id)
+        .await?
+        .is_some_and(|t| t.confirmed);
+    let passkeys = passkey_count(conn, user_id).await?;
+    Ok(Held { totp, passkeys })
+}
+
+/// A registered passkey: its row, the credential as webauthn-rs serialised it.
+pub struct PasskeyRow {
+    pub id: i64,
+    pub name: String,
+    pub credential: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+fn passkey_row(row: &sqlx::any::AnyRow) -> Result<PasskeyRow, sqlx::Error> {
+    Ok(PasskeyRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        credential: row.try_get("credential")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
+/// The user's passkeys, oldest first.
+pub async fn passkeys(
+    conn: &mut AnyConnection,
+    user_id: i64,
+) -> Result<Vec<PasskeyRow>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, name, credential, created_at, last_used_at FROM two_factor_passkeys \
+         WHERE user_id = $1 ORDER BY id",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(passkey_row).collect()
+}
+
+/// The user's passkey of this credential id.
+pub async fn passkey_by_credential(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    credential_id: &str,
+) -> Result<Option<PasskeyRow>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT id, name, credential, created_at, last_used_at FROM two_factor_passkeys \
+         WHERE user_id = $1 AND credential_id = $2",
+    )
+    .bind(user_id)
+    .bind(credential_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(passkey_row).transpose()
+}
+
+pub async fn passkey_count(conn: &mut AnyConnection, user_id: i64) -> Result<i64, sqlx::Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM two_factor_passkeys WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?;
+    row.try_get("n")
+}
+
+/// The WebAuthn user handle of the user's passkeys, when they have one.
+pub async fn user_handle(
+    conn: &mut AnyConnection,
+    user_id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT user_handle FROM two_factor_passkeys WHERE user_id = $1 ORDER BY id LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| r.try_get("user_handle")).transpose()
+}
+
+/// A new passkey row; None when this credential is already registered (to anyone).
+pub struct NewPasskey<'a> {
+    pub user_id: i64,
+    pub credential_id: &'a str,
+    pub user_handle: &'a str,
+    pub name: &'a str,
+    pub credential: &'a str,
+    pub now: i64,
+}
+
+pub async fn insert_passkey(
+    conn: &mut AnyConnection,
+    new: NewPasskey<'_>,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO two_factor_passkeys \
+         (user_id, credential_id, user_handle, name, credential, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_id) DO NOTHING RETURNING id",
+    )
+    .bind(new.user_id)
+    .bind(new.credential_id)
+    .bind(new.user_handle)
+    .bind(new.name)
+    .bind(new.credential)
+    .bind(new.now)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| r.try_get("id")).transpose()
+}
+
+/// Records a passkey's use: when, and its credential as the assertion updated it (signature
+/// counter, backup state).
+pub async fn passkey_used(
+    conn: &mut AnyConnection,
+    id: i64,
+    credential: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE two_factor_passkeys SET credential = $1, last_used_at = $2 WHERE id = $3")
+        .bind(credential)
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn rename_passkey(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    id: i64,
+    name: &str,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE two_factor_passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
+            .bind(name)
+            .bind(id)
+            .bind(user_id)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes one of the user's passkeys; its name when it was theirs.
+pub async fn remove_passkey(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    id: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "DELETE FROM two_factor_passkeys WHERE id = $1 AND user_id = $2 RETURNING name",
+    )
+    .bind(id)
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| r.try_get("name")).transpose()
+}
+
+/// The recovery codes and waiting steps of a user left with no factor.
+pub async fn remove_recovery(conn: &mut AnyConnection, user_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM two_factor_recovery_codes WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    forget_steps(conn, user_id).await
+}
+
+/// What a passkey ceremony is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ceremony {
+    Register,
+    Login,
+}
+
+impl Ceremony {
+    fn as_str(self) -> &'static str {
+        match self {
+            Ceremony::Register => "register",
+            Ceremony::Login => "login",
+        }
+    }
+}
+
+/// Keeps a ceremony's state until it is answered, replacing the user's earlier ceremony of this
+/// kind: one live ceremony per user and kind, whatever a client asks.
+pub async fn put_ceremony(
+    conn: &mut AnyConnection,
+    digest: &str,
+    user_id: i64,
+    kind: Ceremony,
+    state: &str,
+    expires_at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM two_factor_ceremonies WHERE user_id = $1 AND kind = $2")
+        .bind(user_id)
+        .bind(kind.as_str())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO two_factor_ceremonies (digest, user_id, kind, state, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(digest)
+    .bind(user_id)
+    .bind(kind.as_str())
+    .bind(state)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Uses up the user's ceremony of this kind and digest: its state when it was live. Deleted
+/// whatever the answer, so a ceremony is answered once.
+pub async fn take_ceremony(
+    conn: &mut AnyConnection,
+    digest: &str,
+    user_id: i64,
+    kind: Ceremony,
+    now: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "DELETE FROM two_factor_ceremonies WHERE digest = $1 AND user_id = $2 AND kind = $3 \
+         RETURNING state, expires_at",
+    )
+    .bind(digest)
+    .bind(user_id)
+    .bind(kind.as_str())
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let expires_at: i64 = row.try_get("expires_at")?;
+    (expires_at >= now)
+        .then(|| row.try_get("state"))
+        .transpose()
 }
