@@ -561,4 +561,35 @@ each_backend! {
         let texts = mail.wait(&email("sam"), 1).await;
         assert!(texts[0].contains("Une clé d'accès nommée « Téléphone » vient d'être ajoutée"), "{}", texts[0]);
     }
+
+    async fn the_passkey_page_runs_only_its_own_script(backend) {
+        let app = TestApp::new(&backend).await;
+        let page = app.raw("GET", "/two-factor/passkeys", &[("Accept-Language", "fr-CA,fr;q=0.9")], None).await;
+        assert_eq!(page.status.code, 200);
+        let csp = page.header("Content-Security-Policy");
+        for directive in ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"] {
+            assert!(csp.contains(directive), "{csp}");
+        }
+        assert!(!csp.contains("unsafe-eval") && !csp.contains("script-src 'self' 'unsafe-inline'"), "{csp}");
+        assert_eq!(page.header("Cache-Control"), "no-store");
+        assert_eq!(page.header("Referrer-Policy"), "no-referrer");
+        let html = String::from_utf8(page.body.clone()).expect("UTF-8");
+        assert!(html.contains("<html lang=\"fr\">"), "{html}");
+        assert!(html.contains("Ajouter une clé d'accès"), "{html}");
+        assert!(html.contains("<script src=\"passkeys.js\"></script>"), "{html}");
+        // Its texts are data the script reads, not code: JSON that parses.
+        let start = html.find("id=\"text\">").expect("the texts") + "id=\"text\">".len();
+        let end = start + html[start..].find("</script>").expect("their end");
+        let texts: Value = serde_json::from_str(&html[start..end]).expect("JSON");
+        assert_eq!(texts["messages"]["invalid passkey"], "Cette clé d'accès n'a pas pu être vérifiée.");
+        let english = app.raw("GET", "/two-factor/passkeys", &[], None).await;
+        assert!(String::from_utf8_lossy(&english.body).contains("Add a passkey"));
+        let script = app.raw("GET", "/two-factor/passkeys.js", &[], None).await;
+        assert_eq!(script.status.code, 200);
+        assert_eq!(script.header("Content-Type"), "text/javascript");
+        assert_eq!(script.header("X-Content-Type-Options"), "nosniff");
+        let code = String::from_utf8(script.body).expect("UTF-8");
+        assert!(code.contains("credentials: \"omit\""), "no cookie: the page's session is its own");
+        assert!(!code.contains("eval(") && !code.contains("innerHTML"), "no markup from data");
+    }
 }

@@ -50,6 +50,8 @@ mod fittrackee_client_13;
 ))]
 mod fittrackee_front;
 mod logs;
+#[cfg(all(feature = "two_factor", feature = "registration", feature = "sessions"))]
+mod passkeys;
 mod served;
 mod shutdown;
 mod slow_clients;

@@ -20,8 +20,19 @@ impl Served {
         smtp: &SmtpServer,
         tweak: impl FnOnce(Figment) -> Figment,
     ) -> Served {
+        Self::start_as(db, smtp, "127.0.0.1", tweak).await
+    }
+
+    /// As [`Served::start`], its `public_url` naming the loopback address by `host` (`localhost`
+    /// for WebAuthn, which needs a domain name).
+    pub async fn start_as(
+        db: &TestDb,
+        smtp: &SmtpServer,
+        host: &str,
+        tweak: impl FnOnce(Figment) -> Figment,
+    ) -> Served {
         let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("http://{host}:{port}");
         let rocket = stride::build(tweak(
             figment(db)
                 .merge(("port", port))
