@@ -59,7 +59,9 @@ pub fn stage() -> AdHoc {
             let webauthn = match webauthn {
                 Ok(webauthn) => Some(webauthn),
                 Err(why) => {
-                    tracing::warn!("passkeys are off: {why}");
+                    // Info, not a warning: the default public_url (an IP address, for a local
+                    // run) is not a mistake.
+                    tracing::info!("passkeys are off: {why}");
                     None
                 }
             };
