@@ -127,6 +127,16 @@
     for (const passkey of passkeys) list.append(item(passkey));
   }
 
+  function button(id, label, onClick) {
+    const element = document.createElement("button");
+    element.type = "button";
+    element.className = "secondary";
+    element.id = id;
+    element.textContent = label;
+    element.addEventListener("click", onClick);
+    return element;
+  }
+
   function item(passkey) {
     const li = document.createElement("li");
     li.id = "passkey-" + passkey.id;
@@ -142,23 +152,13 @@
       ? T.used_on.replace("{date}", passkey.last_used_at)
       : T.never_used;
     dates.textContent = T.added_on.replace("{date}", passkey.created_at) + " · " + used;
-    const save = document.createElement("button");
-    save.type = "button";
-    save.className = "secondary";
-    save.id = "passkey-save-" + passkey.id;
-    save.textContent = T.save;
-    save.addEventListener("click", async () => {
+    const save = button("passkey-save-" + passkey.id, T.save, async () => {
       const reply = await call("PATCH", "two-factor/passkeys/" + passkey.id, { name: name.value });
       if (reply.status !== 200) return say("error", explain(reply.body));
       say("success", T.renamed);
       manage();
     });
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.className = "secondary";
-    remove.id = "passkey-remove-" + passkey.id;
-    remove.textContent = T.remove;
-    remove.addEventListener("click", async () => {
+    const remove = button("passkey-remove-" + passkey.id, T.remove, async () => {
       const reply = await call("DELETE", "two-factor/passkeys/" + passkey.id, { password });
       if (reply.status !== 200) return say("error", explain(reply.body));
       say("success", T.removed);

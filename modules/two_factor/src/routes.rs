@@ -370,16 +370,10 @@ async fn login(
         return Err(ApiError::invalid_payload());
     };
     let digest = kernel::tokens::link_digest(&step.step_token);
-    let now = kernel::db::now();
     let mut tx = kernel::db::begin_write(kernel.db).await?;
-    let purpose = store::Purpose::Login;
-    let Some(user_id) = store::step_user(&mut tx, &digest, purpose, now).await? else {
-        return Err(ApiError::unauthorized(INVALID_STEP));
-    };
-    let user = kernel::users::by_id(&mut tx, user_id).await?;
-    if !user.is_some_and(|u| u.state == AccountState::Active) {
-        return Err(ApiError::unauthorized(INVALID_STEP));
-    }
+    let user_id = stepping(&mut tx, &step.step_token, store::Purpose::Login)
+        .await?
+        .id;
     if let Checked::Refused(error) = factors
         .check(&mut tx, &kernel, user_id, code, false)
         .await?
@@ -400,13 +394,16 @@ async fn login(
     }))
 }
 
-/// The active account of a live enrolment token (docs/two-factor.md, "Policy"), not using it
-/// up; 401 `invalid token, please log in again` for anything else (a login's step token, a
-/// session token, a token used or expired).
-async fn enrolling(conn: &mut AnyConnection, enrol_token: &str) -> Result<User, ApiError> {
-    let digest = kernel::tokens::link_digest(enrol_token);
+/// The active account of a live step token of this purpose, not using it up; 401 `invalid
+/// token, please log in again` for anything else (a token of the other purpose, a session
+/// token, a token used or expired).
+async fn stepping(
+    conn: &mut AnyConnection,
+    token: &str,
+    purpose: store::Purpose,
+) -> Result<User, ApiError> {
+    let digest = kernel::tokens::link_digest(token);
     let now = kernel::db::now();
-    let purpose = store::Purpose::Enrol;
     let Some(user_id) = store::step_user(conn, &digest, purpose, now).await? else {
         return Err(ApiError::unauthorized(INVALID_STEP));
     };
@@ -414,6 +411,11 @@ async fn enrolling(conn: &mut AnyConnection, enrol_token: &str) -> Result<User, 
         .await?
         .filter(|u| u.state == AccountState::Active)
         .ok_or_else(|| ApiError::unauthorized(INVALID_STEP))
+}
+
+/// The account of a live enrolment token (docs/two-factor.md, "Policy").
+async fn enrolling(conn: &mut AnyConnection, enrol_token: &str) -> Result<User, ApiError> {
+    stepping(conn, enrol_token, store::Purpose::Enrol).await
 }
 
 #[derive(Deserialize)]
@@ -644,17 +646,10 @@ async fn passkey_challenge(
     factors: &State<Arc<Factors>>,
     body: Payload<Challenge>,
 ) -> ApiResult<Value> {
-    let digest = kernel::tokens::link_digest(&body.0.step_token);
-    let now = kernel::db::now();
     let mut tx = kernel::db::begin_write(kernel.db).await?;
-    let purpose = store::Purpose::Login;
-    let Some(user_id) = store::step_user(&mut tx, &digest, purpose, now).await? else {
-        return Err(ApiError::unauthorized(INVALID_STEP));
-    };
-    let user = kernel::users::by_id(&mut tx, user_id).await?;
-    if !user.is_some_and(|u| u.state == AccountState::Active) {
-        return Err(ApiError::unauthorized(INVALID_STEP));
-    }
+    let user_id = stepping(&mut tx, &body.0.step_token, store::Purpose::Login)
+        .await?
+        .id;
     let webauthn = factors.webauthn()?;
     let data =
         passkeys::start_login(&mut tx, webauthn, user_id, factors.config.passkey_ttl).await?;
