@@ -16,7 +16,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::config::Config;
 use crate::cookies::{self, Jar, Live, Plan};
-use crate::db::{now, Db};
+use crate::db::{now, sqlite_error, Db};
 use crate::error::ApiError;
 use crate::tokens::{canonical_path, Rejection, RequestFacts, TokenKeys, Verified};
 use crate::users::{User, USER_COLUMNS};
@@ -115,16 +115,29 @@ pub async fn is_live(
     user_id: i64,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT 1 AS live FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 AND u.state = $4",
-    )
-    .bind(session_id)
-    .bind(user_id)
-    .bind(now)
-    .bind(crate::users::AccountState::Active.as_str())
-    .fetch_optional(&***db)
-    .await?;
+    const SQL: &str = "SELECT 1 AS live FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 AND u.state = $4";
+    let active = crate::users::AccountState::Active.as_str();
+    if let Some(reader) = db.sqlite_reader() {
+        return reader.read(|conn| {
+            use rusqlite::OptionalExtension as _;
+            let mut statement = conn.prepare_cached(SQL).map_err(sqlite_error)?;
+            let live = statement
+                .query_row(rusqlite::params![session_id, user_id, now, active], |_| {
+                    Ok(())
+                })
+                .optional()
+                .map_err(sqlite_error)?;
+            Ok(live.is_some())
+        });
+    }
+    let row = sqlx::query(SQL)
+        .bind(session_id)
+        .bind(user_id)
+        .bind(now)
+        .bind(active)
+        .fetch_optional(&***db)
+        .await?;
     Ok(row.is_some())
 }
 
@@ -222,6 +235,8 @@ pub trait Access: Send + Sync + 'static {
     /// The route changes something whatever its HTTP method: a browser's cookie request needs
     /// the CSRF header even on a GET.
     const CHANGES: bool;
+    /// The route ends the session making the request: its "last used" is not written first.
+    const ENDS: bool = false;
 }
 
 /// Reads the account and changes nothing: `operation("read")`.
@@ -251,6 +266,7 @@ impl Access for Manage {
 impl Access for End {
     const OPERATION: Option<&'static str> = None;
     const CHANGES: bool = true;
+    const ENDS: bool = true;
 }
 
 /// The user behind a valid `Authorization: Bearer` session token, or a browser's session
@@ -313,43 +329,88 @@ async fn authenticate<A: Access>(request: &Request<'_>) -> Result<AuthUser<A>, A
     }
 }
 
+/// A live session's row, with its user.
+struct SessionRow {
+    user: User,
+    last_used_at: i64,
+    expires_at: i64,
+}
+
 /// The session's row and its user, in one query: only an active account's sessions work (a
-/// deactivated account's are also ended).
+/// deactivated account's are also ended). Read on every request, never cached: a session
+/// ended on any instance is refused at once. On a SQLite file the read runs on this thread
+/// ([`crate::db::SqliteReader`]), elsewhere on the pool.
 async fn session_row(
     request: &Request<'_>,
     session_id: &str,
     user_id: i64,
     now: i64,
-) -> Result<Option<sqlx::any::AnyRow>, ApiError> {
+) -> Result<Option<SessionRow>, ApiError> {
     let db = Db::fetch(request.rocket())
         .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
-    let sql = format!(
-        "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at, \
-         s.expires_at AS session_expires_at FROM sessions s \
-         JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 \
-         AND u.state = $4"
-    );
-    Ok(sqlx::query(&sql)
+    let sql = session_sql();
+    let active = crate::users::AccountState::Active.as_str();
+    if let Some(reader) = db.sqlite_reader() {
+        return Ok(reader.read(|conn| {
+            let mut statement = conn.prepare_cached(sql).map_err(sqlite_error)?;
+            let mut rows = statement
+                .query(rusqlite::params![session_id, user_id, now, active])
+                .map_err(sqlite_error)?;
+            let Some(row) = rows.next().map_err(sqlite_error)? else {
+                return Ok(None);
+            };
+            let read = |column: &str| row.get::<_, i64>(column).map_err(sqlite_error);
+            Ok(Some(SessionRow {
+                user: User::from_sqlite_row(row)?,
+                last_used_at: read("session_last_used_at")?,
+                expires_at: read("session_expires_at")?,
+            }))
+        })?);
+    }
+    let row = sqlx::query(sql)
         .bind(session_id)
         .bind(user_id)
         .bind(now)
-        .bind(crate::users::AccountState::Active.as_str())
+        .bind(active)
         .fetch_optional(&***db)
-        .await?)
+        .await?;
+    row.map(|row| {
+        Ok::<_, sqlx::Error>(SessionRow {
+            user: User::from_row(&row)?,
+            last_used_at: row.try_get("session_last_used_at")?,
+            expires_at: row.try_get("session_expires_at")?,
+        })
+    })
+    .transpose()
+    .map_err(ApiError::from)
+}
+
+/// The guard's query (built once).
+fn session_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at, \
+             s.expires_at AS session_expires_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 \
+             AND s.expires_at >= $3 AND u.state = $4"
+        )
+    })
 }
 
 /// "Last used" is kept to the minute: one small write a minute per session, not one per
-/// request.
+/// request. On SQLite it waits for this process's turn at the write lock, as every writing
+/// transaction does ([`crate::db::write_turn`]).
 async fn touch(
     request: &Request<'_>,
-    row: &sqlx::any::AnyRow,
+    found: &SessionRow,
     session_id: &str,
     now: i64,
 ) -> Result<(), ApiError> {
-    let last_used: i64 = row.try_get("session_last_used_at")?;
-    if now - last_used >= LAST_USED_PRECISION {
+    if now - found.last_used_at >= LAST_USED_PRECISION {
         let db = Db::fetch(request.rocket())
             .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
+        let _turn = crate::db::write_turn(db).await;
         sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(session_id)
@@ -398,22 +459,23 @@ async fn by_cookie<A: Access>(
             return Err(refused());
         }
     }
-    let Some(row) = session_row(request, &claims.session_id, claims.user_id, now).await? else {
+    let Some(found) = session_row(request, &claims.session_id, claims.user_id, now).await? else {
         jar.plan(Plan::ClearBoth);
         return Err(refused());
     };
-    let user = User::from_row(&row)?;
-    touch(request, &row, &claims.session_id, now).await?;
+    if !A::ENDS {
+        touch(request, &found, &claims.session_id, now).await?;
+    }
     jar.plan(Plan::Refresh {
         live: Live {
             user_id: claims.user_id,
             session_id: claims.session_id.clone(),
-            session_expires_at: row.try_get("session_expires_at")?,
+            session_expires_at: found.expires_at,
         },
         recheck: changing,
     });
     Ok(AuthUser {
-        user,
+        user: found.user,
         session_id: claims.session_id,
         narrowed: false,
         by_cookie: true,
@@ -436,10 +498,9 @@ async fn by_bearer<A: Access>(
     if claims.expired(now) {
         return Err(rejected(Rejection::Expired));
     }
-    let row = session_row(request, &claims.session_id, claims.user_id, now)
+    let found = session_row(request, &claims.session_id, claims.user_id, now)
         .await?
         .ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
-    let user = User::from_row(&row)?;
     let is_narrowed = narrowed.is_some();
     if let Some(narrowed) = narrowed {
         let operation = A::OPERATION.ok_or_else(|| rejected(Rejection::Forbidden))?;
@@ -455,9 +516,11 @@ async fn by_bearer<A: Access>(
         };
         keys.authorize(narrowed, &facts).await.map_err(rejected)?;
     }
-    touch(request, &row, &claims.session_id, now).await?;
+    if !A::ENDS {
+        touch(request, &found, &claims.session_id, now).await?;
+    }
     Ok(AuthUser {
-        user,
+        user: found.user,
         session_id: claims.session_id,
         narrowed: is_narrowed,
         by_cookie: false,
