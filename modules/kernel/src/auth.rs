@@ -115,17 +115,16 @@ pub async fn is_live(
     user_id: i64,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
+    // `'active'` written in, not bound: see `session_sql`.
     const SQL: &str = "SELECT 1 AS live FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 AND u.state = $4";
-    let active = crate::users::AccountState::Active.as_str();
+         WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 AND u.state = 'active'";
     if let Some(reader) = db.sqlite_reader() {
         return reader.read(|conn| {
             use rusqlite::OptionalExtension as _;
-            let mut statement = conn.prepare_cached(SQL).map_err(sqlite_error)?;
+            let sql = SQL.replace(" sessions s ", SQLITE_SESSION_BY_ID);
+            let mut statement = conn.prepare_cached(&sql).map_err(sqlite_error)?;
             let live = statement
-                .query_row(rusqlite::params![session_id, user_id, now, active], |_| {
-                    Ok(())
-                })
+                .query_row(rusqlite::params![session_id, user_id, now], |_| Ok(()))
                 .optional()
                 .map_err(sqlite_error)?;
             Ok(live.is_some())
@@ -135,7 +134,6 @@ pub async fn is_live(
         .bind(session_id)
         .bind(user_id)
         .bind(now)
-        .bind(active)
         .fetch_optional(&***db)
         .await?;
     Ok(row.is_some())
@@ -349,12 +347,13 @@ async fn session_row(
     let db = Db::fetch(request.rocket())
         .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
     let sql = session_sql();
-    let active = crate::users::AccountState::Active.as_str();
     if let Some(reader) = db.sqlite_reader() {
         return Ok(reader.read(|conn| {
-            let mut statement = conn.prepare_cached(sql).map_err(sqlite_error)?;
+            let mut statement = conn
+                .prepare_cached(sqlite_session_sql())
+                .map_err(sqlite_error)?;
             let mut rows = statement
-                .query(rusqlite::params![session_id, user_id, now, active])
+                .query(rusqlite::params![session_id, user_id, now])
                 .map_err(sqlite_error)?;
             let Some(row) = rows.next().map_err(sqlite_error)? else {
                 return Ok(None);
@@ -371,7 +370,6 @@ async fn session_row(
         .bind(session_id)
         .bind(user_id)
         .bind(now)
-        .bind(active)
         .fetch_optional(&***db)
         .await?;
     row.map(|row| {
@@ -385,15 +383,34 @@ async fn session_row(
     .map_err(ApiError::from)
 }
 
-/// The guard's query (built once).
+/// On SQLite the session is found by its key's index whatever the planner's statistics say.
+/// An `ANALYZE` taken while `sessions` held a row or two (the benchmark's seeding did so)
+/// makes the planner of every connection opened afterwards scan the whole table for the
+/// guard's query instead: a read per request that grew with the number of sessions
+/// (BENCHMARKS.md, "What the run says"). `sqlite_autoindex_sessions_1` is the index SQLite
+/// keeps for `sessions.id TEXT PRIMARY KEY` (migrations/sqlite); a statement naming an index
+/// that is gone fails, it never scans.
+const SQLITE_SESSION_BY_ID: &str = " sessions s INDEXED BY sqlite_autoindex_sessions_1 ";
+
+/// The guard's query for SQLite's own driver (built once).
+fn sqlite_session_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| session_sql().replace(" sessions s ", SQLITE_SESSION_BY_ID))
+}
+
+/// The guard's query (built once). The account's state is written in, not bound: `users.state`
+/// is in the condition of a partial index (`users_pending`), and SQLite (built with STAT4)
+/// prepares a statement again each time a value bound to such a column changes, which every
+/// request's bindings did: the guard parsed its SQL once per request.
 fn session_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
+        let active = crate::users::AccountState::Active.as_str();
         format!(
             "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at, \
              s.expires_at AS session_expires_at FROM sessions s \
              JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 \
-             AND s.expires_at >= $3 AND u.state = $4"
+             AND s.expires_at >= $3 AND u.state = '{active}'"
         )
     })
 }
@@ -544,5 +561,98 @@ impl<'r> FromRequest<'r> for AdminUser {
             Outcome::Error(e) => Outcome::Error(e),
             Outcome::Forward(f) => Outcome::Forward(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The guard's statement is prepared once, not once per request: binding a value compared
+    /// with `users.state` (in a partial index's condition) made SQLite prepare it again at
+    /// every execution.
+    #[tokio::test]
+    async fn the_sqlite_session_check_is_not_prepared_again() {
+        sqlx::any::install_default_drivers();
+        let path =
+            std::env::temp_dir().join(format!("stride-session-prep-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("pool");
+        crate::db::migrate(&pool).await.expect("migrations");
+        let conn = rusqlite::Connection::open(&path).expect("a connection");
+        let runs = |sql: &str, bound: &[&dyn rusqlite::ToSql]| -> i32 {
+            let mut statement = conn.prepare(sql).expect("prepare");
+            for _ in 0..3 {
+                let mut rows = statement.query(bound).expect("query");
+                assert!(rows.next().expect("a step").is_none());
+            }
+            statement.get_status(rusqlite::StatementStatus::RePrepare)
+        };
+        let sql = super::sqlite_session_sql();
+        // What binding the state did, so that this test shows the cost it guards against.
+        let bound = sql.replace("'active'", "$4");
+        assert!(runs(&bound, &[&"s", &1, &1, &"active"]) > 0);
+        assert_eq!(runs(sql, &[&"s", &1, &1]), 0);
+    }
+
+    /// The guard's SQLite query finds its session by the key's index even after an `ANALYZE`
+    /// taken while the table held one session (which made SQLite's planner scan `sessions` on
+    /// every request of connections opened afterwards).
+    #[tokio::test]
+    async fn the_sqlite_session_check_never_scans() {
+        sqlx::any::install_default_drivers();
+        let path =
+            std::env::temp_dir().join(format!("stride-session-plan-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("pool");
+        crate::db::migrate(&pool).await.expect("migrations");
+        let statements = [
+            "INSERT INTO users (username, email, email_key, password_hash, created_at, \
+             password_changed_at) VALUES ('sam', 'sam@example.com', 'sam@example.com', 'x', 1, 1)",
+            "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ('s0', 1, 1, 9)",
+            "ANALYZE",
+        ];
+        for statement in statements {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .expect(statement);
+        }
+        for i in 1..200 {
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, 1, 1, 9)",
+            )
+            .bind(format!("s{i}"))
+            .execute(&pool)
+            .await
+            .expect("session");
+        }
+        let conn = rusqlite::Connection::open(&path).expect("a new connection");
+        let plan = |sql: &str| -> String {
+            let mut statement = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let rows = statement
+                .query_map(rusqlite::params!["s1", 1, 1], |row| row.get::<_, String>(3))
+                .expect("plan rows");
+            rows.map(|r| r.expect("a plan row"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        // What the statistics alone lead to, so that this test shows the hazard it guards.
+        let unguarded = plan(super::session_sql());
+        assert!(unguarded.contains("SCAN s"), "{unguarded}");
+        let guarded = plan(super::sqlite_session_sql());
+        assert!(
+            guarded.contains("SEARCH s USING INDEX sqlite_autoindex_sessions_1"),
+            "{guarded}"
+        );
+        assert!(!guarded.contains("SCAN s"), "{guarded}");
     }
 }
