@@ -16,7 +16,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::config::Config;
 use crate::cookies::{self, Jar, Live, Plan};
-use crate::db::{now, Db};
+use crate::db::{now, sqlite_error, Db};
 use crate::error::ApiError;
 use crate::tokens::{canonical_path, Rejection, RequestFacts, TokenKeys, Verified};
 use crate::users::{User, USER_COLUMNS};
@@ -115,16 +115,27 @@ pub async fn is_live(
     user_id: i64,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT 1 AS live FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 AND u.state = $4",
-    )
-    .bind(session_id)
-    .bind(user_id)
-    .bind(now)
-    .bind(crate::users::AccountState::Active.as_str())
-    .fetch_optional(&***db)
-    .await?;
+    // `'active'` written in, not bound: see `session_sql`.
+    const SQL: &str = "SELECT 1 AS live FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 AND u.state = 'active'";
+    if let Some(reader) = db.sqlite_reader() {
+        return reader.read(|conn| {
+            use rusqlite::OptionalExtension as _;
+            let sql = SQL.replace(" sessions s ", SQLITE_SESSION_BY_ID);
+            let mut statement = conn.prepare_cached(&sql).map_err(sqlite_error)?;
+            let live = statement
+                .query_row(rusqlite::params![session_id, user_id, now], |_| Ok(()))
+                .optional()
+                .map_err(sqlite_error)?;
+            Ok(live.is_some())
+        });
+    }
+    let row = sqlx::query(SQL)
+        .bind(session_id)
+        .bind(user_id)
+        .bind(now)
+        .fetch_optional(&***db)
+        .await?;
     Ok(row.is_some())
 }
 
@@ -222,6 +233,8 @@ pub trait Access: Send + Sync + 'static {
     /// The route changes something whatever its HTTP method: a browser's cookie request needs
     /// the CSRF header even on a GET.
     const CHANGES: bool;
+    /// The route ends the session making the request: its "last used" is not written first.
+    const ENDS: bool = false;
 }
 
 /// Reads the account and changes nothing: `operation("read")`.
@@ -251,6 +264,7 @@ impl Access for Manage {
 impl Access for End {
     const OPERATION: Option<&'static str> = None;
     const CHANGES: bool = true;
+    const ENDS: bool = true;
 }
 
 /// The user behind a valid `Authorization: Bearer` session token, or a browser's session
@@ -313,43 +327,107 @@ async fn authenticate<A: Access>(request: &Request<'_>) -> Result<AuthUser<A>, A
     }
 }
 
+/// A live session's row, with its user.
+struct SessionRow {
+    user: User,
+    last_used_at: i64,
+    expires_at: i64,
+}
+
 /// The session's row and its user, in one query: only an active account's sessions work (a
-/// deactivated account's are also ended).
+/// deactivated account's are also ended). Read on every request, never cached: a session
+/// ended on any instance is refused at once. On a SQLite file the read runs on this thread
+/// ([`crate::db::SqliteReader`]), elsewhere on the pool.
 async fn session_row(
     request: &Request<'_>,
     session_id: &str,
     user_id: i64,
     now: i64,
-) -> Result<Option<sqlx::any::AnyRow>, ApiError> {
+) -> Result<Option<SessionRow>, ApiError> {
     let db = Db::fetch(request.rocket())
         .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
-    let sql = format!(
-        "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at, \
-         s.expires_at AS session_expires_at FROM sessions s \
-         JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 \
-         AND u.state = $4"
-    );
-    Ok(sqlx::query(&sql)
+    let sql = session_sql();
+    if let Some(reader) = db.sqlite_reader() {
+        return Ok(reader.read(|conn| {
+            let mut statement = conn
+                .prepare_cached(sqlite_session_sql())
+                .map_err(sqlite_error)?;
+            let mut rows = statement
+                .query(rusqlite::params![session_id, user_id, now])
+                .map_err(sqlite_error)?;
+            let Some(row) = rows.next().map_err(sqlite_error)? else {
+                return Ok(None);
+            };
+            let read = |column: &str| row.get::<_, i64>(column).map_err(sqlite_error);
+            Ok(Some(SessionRow {
+                user: User::from_sqlite_row(row)?,
+                last_used_at: read("session_last_used_at")?,
+                expires_at: read("session_expires_at")?,
+            }))
+        })?);
+    }
+    let row = sqlx::query(sql)
         .bind(session_id)
         .bind(user_id)
         .bind(now)
-        .bind(crate::users::AccountState::Active.as_str())
         .fetch_optional(&***db)
-        .await?)
+        .await?;
+    row.map(|row| {
+        Ok::<_, sqlx::Error>(SessionRow {
+            user: User::from_row(&row)?,
+            last_used_at: row.try_get("session_last_used_at")?,
+            expires_at: row.try_get("session_expires_at")?,
+        })
+    })
+    .transpose()
+    .map_err(ApiError::from)
+}
+
+/// On SQLite the session is found by its key's index whatever the planner's statistics say.
+/// An `ANALYZE` taken while `sessions` held a row or two (the benchmark's seeding did so)
+/// makes the planner of every connection opened afterwards scan the whole table for the
+/// guard's query instead: a read per request that grew with the number of sessions
+/// (BENCHMARKS.md, "What the run says"). `sqlite_autoindex_sessions_1` is the index SQLite
+/// keeps for `sessions.id TEXT PRIMARY KEY` (migrations/sqlite); a statement naming an index
+/// that is gone fails, it never scans.
+const SQLITE_SESSION_BY_ID: &str = " sessions s INDEXED BY sqlite_autoindex_sessions_1 ";
+
+/// The guard's query for SQLite's own driver (built once).
+fn sqlite_session_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| session_sql().replace(" sessions s ", SQLITE_SESSION_BY_ID))
+}
+
+/// The guard's query (built once). The account's state is written in, not bound: `users.state`
+/// is in the condition of a partial index (`users_pending`), and SQLite (built with STAT4)
+/// prepares a statement again each time a value bound to such a column changes, which every
+/// request's bindings did: the guard parsed its SQL once per request.
+fn session_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let active = crate::users::AccountState::Active.as_str();
+        format!(
+            "SELECT {USER_COLUMNS}, s.last_used_at AS session_last_used_at, \
+             s.expires_at AS session_expires_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.id = $1 AND s.user_id = $2 \
+             AND s.expires_at >= $3 AND u.state = '{active}'"
+        )
+    })
 }
 
 /// "Last used" is kept to the minute: one small write a minute per session, not one per
-/// request.
+/// request. On SQLite it waits for this process's turn at the write lock, as every writing
+/// transaction does ([`crate::db::write_turn`]).
 async fn touch(
     request: &Request<'_>,
-    row: &sqlx::any::AnyRow,
+    found: &SessionRow,
     session_id: &str,
     now: i64,
 ) -> Result<(), ApiError> {
-    let last_used: i64 = row.try_get("session_last_used_at")?;
-    if now - last_used >= LAST_USED_PRECISION {
+    if now - found.last_used_at >= LAST_USED_PRECISION {
         let db = Db::fetch(request.rocket())
             .ok_or_else(|| ApiError::internal("auth guard", "no database"))?;
+        let _turn = crate::db::write_turn(db).await;
         sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(session_id)
@@ -398,22 +476,23 @@ async fn by_cookie<A: Access>(
             return Err(refused());
         }
     }
-    let Some(row) = session_row(request, &claims.session_id, claims.user_id, now).await? else {
+    let Some(found) = session_row(request, &claims.session_id, claims.user_id, now).await? else {
         jar.plan(Plan::ClearBoth);
         return Err(refused());
     };
-    let user = User::from_row(&row)?;
-    touch(request, &row, &claims.session_id, now).await?;
+    if !A::ENDS {
+        touch(request, &found, &claims.session_id, now).await?;
+    }
     jar.plan(Plan::Refresh {
         live: Live {
             user_id: claims.user_id,
             session_id: claims.session_id.clone(),
-            session_expires_at: row.try_get("session_expires_at")?,
+            session_expires_at: found.expires_at,
         },
         recheck: changing,
     });
     Ok(AuthUser {
-        user,
+        user: found.user,
         session_id: claims.session_id,
         narrowed: false,
         by_cookie: true,
@@ -436,10 +515,9 @@ async fn by_bearer<A: Access>(
     if claims.expired(now) {
         return Err(rejected(Rejection::Expired));
     }
-    let row = session_row(request, &claims.session_id, claims.user_id, now)
+    let found = session_row(request, &claims.session_id, claims.user_id, now)
         .await?
         .ok_or_else(|| ApiError::unauthorized(PROVIDE_TOKEN))?;
-    let user = User::from_row(&row)?;
     let is_narrowed = narrowed.is_some();
     if let Some(narrowed) = narrowed {
         let operation = A::OPERATION.ok_or_else(|| rejected(Rejection::Forbidden))?;
@@ -455,9 +533,11 @@ async fn by_bearer<A: Access>(
         };
         keys.authorize(narrowed, &facts).await.map_err(rejected)?;
     }
-    touch(request, &row, &claims.session_id, now).await?;
+    if !A::ENDS {
+        touch(request, &found, &claims.session_id, now).await?;
+    }
     Ok(AuthUser {
-        user,
+        user: found.user,
         session_id: claims.session_id,
         narrowed: is_narrowed,
         by_cookie: false,
@@ -481,5 +561,98 @@ impl<'r> FromRequest<'r> for AdminUser {
             Outcome::Error(e) => Outcome::Error(e),
             Outcome::Forward(f) => Outcome::Forward(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The guard's statement is prepared once, not once per request: binding a value compared
+    /// with `users.state` (in a partial index's condition) made SQLite prepare it again at
+    /// every execution.
+    #[tokio::test]
+    async fn the_sqlite_session_check_is_not_prepared_again() {
+        sqlx::any::install_default_drivers();
+        let path =
+            std::env::temp_dir().join(format!("stride-session-prep-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("pool");
+        crate::db::migrate(&pool).await.expect("migrations");
+        let conn = rusqlite::Connection::open(&path).expect("a connection");
+        let runs = |sql: &str, bound: &[&dyn rusqlite::ToSql]| -> i32 {
+            let mut statement = conn.prepare(sql).expect("prepare");
+            for _ in 0..3 {
+                let mut rows = statement.query(bound).expect("query");
+                assert!(rows.next().expect("a step").is_none());
+            }
+            statement.get_status(rusqlite::StatementStatus::RePrepare)
+        };
+        let sql = super::sqlite_session_sql();
+        // What binding the state did, so that this test shows the cost it guards against.
+        let bound = sql.replace("'active'", "$4");
+        assert!(runs(&bound, &[&"s", &1, &1, &"active"]) > 0);
+        assert_eq!(runs(sql, &[&"s", &1, &1]), 0);
+    }
+
+    /// The guard's SQLite query finds its session by the key's index even after an `ANALYZE`
+    /// taken while the table held one session (which made SQLite's planner scan `sessions` on
+    /// every request of connections opened afterwards).
+    #[tokio::test]
+    async fn the_sqlite_session_check_never_scans() {
+        sqlx::any::install_default_drivers();
+        let path =
+            std::env::temp_dir().join(format!("stride-session-plan-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("pool");
+        crate::db::migrate(&pool).await.expect("migrations");
+        let statements = [
+            "INSERT INTO users (username, email, email_key, password_hash, created_at, \
+             password_changed_at) VALUES ('sam', 'sam@example.com', 'sam@example.com', 'x', 1, 1)",
+            "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ('s0', 1, 1, 9)",
+            "ANALYZE",
+        ];
+        for statement in statements {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .expect(statement);
+        }
+        for i in 1..200 {
+            sqlx::query(
+                "INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES ($1, 1, 1, 9)",
+            )
+            .bind(format!("s{i}"))
+            .execute(&pool)
+            .await
+            .expect("session");
+        }
+        let conn = rusqlite::Connection::open(&path).expect("a new connection");
+        let plan = |sql: &str| -> String {
+            let mut statement = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let rows = statement
+                .query_map(rusqlite::params!["s1", 1, 1], |row| row.get::<_, String>(3))
+                .expect("plan rows");
+            rows.map(|r| r.expect("a plan row"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        // What the statistics alone lead to, so that this test shows the hazard it guards.
+        let unguarded = plan(super::session_sql());
+        assert!(unguarded.contains("SCAN s"), "{unguarded}");
+        let guarded = plan(super::sqlite_session_sql());
+        assert!(
+            guarded.contains("SEARCH s USING INDEX sqlite_autoindex_sessions_1"),
+            "{guarded}"
+        );
+        assert!(!guarded.contains("SCAN s"), "{guarded}");
     }
 }

@@ -26,12 +26,16 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres
 #[database("main")]
 pub struct Db(DbPool);
 
-pub struct DbPool(AnyPool);
+pub struct DbPool {
+    pool: AnyPool,
+    /// On a SQLite file: the session check's reads without thread hand-offs.
+    reader: Option<SqliteReader>,
+}
 
 impl std::ops::Deref for DbPool {
     type Target = AnyPool;
     fn deref(&self) -> &AnyPool {
-        &self.0
+        &self.pool
     }
 }
 
@@ -102,11 +106,15 @@ impl rocket_db_pools::Pool for DbPool {
             .connect(&config.url)
             .await
             .map_err(rocket_db_pools::Error::Init)?;
-        Ok(DbPool(pool))
+        let reader = sqlite_path(&config.url).map(SqliteReader::new);
+        Ok(DbPool { pool, reader })
     }
 
     async fn get(&self) -> Result<Self::Connection, Self::Error> {
-        self.0.acquire().await.map_err(rocket_db_pools::Error::Get)
+        self.pool
+            .acquire()
+            .await
+            .map_err(rocket_db_pools::Error::Get)
     }
 
     /// Rocket calls this as a shutdown begins, while requests still drain and need the
@@ -118,8 +126,105 @@ impl rocket_db_pools::Pool for DbPool {
 impl DbPool {
     /// Closes every connection (on SQLite the last one checkpoints the WAL into the file).
     pub async fn close_when_stopped(&self) {
-        self.0.close().await;
+        if let Some(reader) = &self.reader {
+            reader.close();
+        }
+        self.pool.close().await;
     }
+
+    /// The synchronous reader of a SQLite file; none on PostgreSQL or an in-memory database.
+    pub fn sqlite_reader(&self) -> Option<&SqliteReader> {
+        self.reader.as_ref()
+    }
+}
+
+/// **Reads without thread hand-offs (SQLite).** sqlx's SQLite driver runs each connection on a
+/// thread of its own: every query is sent to that thread and its rows sent back, two hand-offs
+/// between threads, which cost the session check far more than SQLite's lookup itself
+/// (BENCHMARKS.md, "What the run says"). This reader runs a read on the calling thread instead,
+/// through SQLite's own driver (rusqlite, on the library sqlx links), on connections of its own
+/// to the same file, kept between reads.
+///
+/// Each read is one statement in its own read transaction, so it sees every transaction
+/// committed before it began, by this process or any other on the file, as sqlx's connections
+/// do: nothing is cached, and a session revoked anywhere is refused on its next request. In WAL
+/// mode (which the pool's connections set on the file) a reader never waits for a writer; the
+/// connections are `query_only`, so they cannot take the write lock. Use it for small reads by
+/// primary key only (a request's thread waits for it): anything longer belongs on the pool.
+pub struct SqliteReader {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+/// Connections kept between reads: one per core is as many as can read at once.
+fn idle_readers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+impl SqliteReader {
+    fn new(path: &str) -> SqliteReader {
+        SqliteReader {
+            path: path.into(),
+            idle: std::sync::Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn open(&self) -> Result<rusqlite::Connection, rusqlite::Error> {
+        use rusqlite::OpenFlags;
+        // The file exists: the pool created and migrated it. NO_MUTEX: a connection is used
+        // by one thread at a time, taken from `idle` and put back.
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // A page cache as small as the pool's (BENCHMARKS.md, RSS), and no write ever.
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -1024;")?;
+        Ok(conn)
+    }
+
+    /// Runs `read` on a connection of the reader, on this thread.
+    pub fn read<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        use std::sync::atomic::Ordering;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        let idle = || {
+            self.idle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let taken = idle().pop();
+        let conn = match taken {
+            Some(conn) => conn,
+            None => self.open().map_err(sqlite_error)?,
+        };
+        let result = read(&conn);
+        let mut idle = idle();
+        if idle.len() < idle_readers() && !self.closed.load(Ordering::Acquire) {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// An error of SQLite's own driver, as sqlx's errors are reported.
+pub(crate) fn sqlite_error(error: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("SQLite: {error}"))
 }
 
 /// The file behind a `sqlite:` URL, if it names one.
@@ -196,6 +301,20 @@ pub async fn begin_write(pool: &AnyPool) -> Result<WriteTx, sqlx::Error> {
     }
 }
 
+/// This process's turn at a SQLite file's write lock for one writing statement outside a
+/// transaction (a session's "last used", a logout, the courier's records), held until dropped:
+/// the statement waits here, in the queue of [`begin_write`], instead of asleep in SQLite's busy
+/// handler behind the process's own writers. Take it before the statement's connection. None on
+/// PostgreSQL.
+pub async fn write_turn(pool: &AnyPool) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    let url = &pool.connect_options().database_url;
+    if url.scheme() == "sqlite" {
+        Some(writer_queue(url.as_str()).lock_owned().await)
+    } else {
+        None
+    }
+}
+
 /// Serialises the changes of accounts that depend on other accounts (the last admin keeps their
 /// rights and their account), until the transaction ends: on PostgreSQL a transaction-scoped
 /// advisory lock, taken by every instance on the database; on SQLite the writing transaction
@@ -221,6 +340,9 @@ fn writer_queue(url: &str) -> Arc<tokio::sync::Mutex<()>> {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(queue) = queues.get(url) {
+        return queue.clone();
+    }
     queues.entry(url.to_owned()).or_default().clone()
 }
 
@@ -282,7 +404,9 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{begin_write, sqlite_path, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+    use super::{
+        begin_write, sqlite_path, write_turn, SqliteReader, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS,
+    };
     use sqlx::any::AnyPoolOptions;
     use std::time::Duration;
 
@@ -307,9 +431,13 @@ mod tests {
         assert_eq!(sqlite, postgres);
     }
 
+    fn sqlite_file(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("stride-{name}-{}.db", std::process::id()))
+    }
+
     async fn sqlite_pool(name: &str) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
-        let path = std::env::temp_dir().join(format!("stride-{name}-{}.db", std::process::id()));
+        let path = sqlite_file(name);
         let _ = std::fs::remove_file(&path);
         AnyPoolOptions::new()
             .max_connections(4)
@@ -366,6 +494,92 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(rows, 2);
+    }
+
+    /// A single writing statement's turn waits behind a writing transaction of the process,
+    /// holding no pooled connection, and comes when it commits.
+    #[tokio::test]
+    async fn single_writes_take_their_turn_too() {
+        let pool = sqlite_pool("turn").await;
+        sqlx::query("CREATE TABLE t (n INTEGER)")
+            .execute(&pool)
+            .await
+            .expect("table");
+        let first = begin_write(&pool).await.expect("first");
+        let single = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                let _turn = write_turn(&pool).await;
+                sqlx::query("INSERT INTO t VALUES (1)")
+                    .execute(&pool)
+                    .await
+                    .expect("insert");
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!single.is_finished(), "the single write did not wait");
+        let in_use = pool.size() - u32::try_from(pool.num_idle()).expect("idle");
+        assert_eq!(in_use, 1, "a waiting write holds a connection");
+        first.commit().await.expect("commit");
+        tokio::time::timeout(Duration::from_secs(5), single)
+            .await
+            .expect("the single write went once the transaction committed")
+            .expect("single write");
+    }
+
+    /// The synchronous reader sees what another connection committed the moment it commits
+    /// (a session ended by the pool, by another instance, is gone for the next check), and
+    /// cannot write.
+    #[tokio::test]
+    async fn the_sqlite_reader_sees_every_commit_and_never_writes() {
+        let pool = sqlite_pool("reader").await;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await
+            .expect("wal");
+        sqlx::query("CREATE TABLE t (n INTEGER)")
+            .execute(&pool)
+            .await
+            .expect("table");
+        let path = sqlite_file("reader");
+        let reader = SqliteReader::new(path.to_str().expect("a UTF-8 path"));
+        let count = || {
+            reader.read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM t", [], |row| row.get::<_, i64>(0))
+                    .map_err(super::sqlite_error)
+            })
+        };
+        assert_eq!(count().expect("read"), 0);
+        for expected in 1..=3 {
+            sqlx::query("INSERT INTO t VALUES (1)")
+                .execute(&pool)
+                .await
+                .expect("insert");
+            assert_eq!(
+                count().expect("read"),
+                expected,
+                "a commit not seen at once"
+            );
+        }
+        let mut tx = begin_write(&pool).await.expect("writer");
+        sqlx::query("DELETE FROM t")
+            .execute(&mut *tx)
+            .await
+            .expect("delete");
+        assert_eq!(
+            count().expect("read"),
+            3,
+            "a reader saw an uncommitted change"
+        );
+        tx.commit().await.expect("commit");
+        assert_eq!(count().expect("read"), 0);
+        let write = reader.read(|conn| {
+            conn.execute("INSERT INTO t VALUES (2)", [])
+                .map_err(super::sqlite_error)
+        });
+        assert!(write.is_err(), "the reader wrote");
+        reader.close();
+        assert!(count().is_err(), "a closed reader read");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::validate::{username_text, Email, Username};
 
 /// A user as every module sees it. The password hash is not part of it: only the login path
 /// reads hashes, through `credentials`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct User {
     pub id: i64,
     pub username: String,
@@ -84,34 +84,96 @@ pub const USER_COLUMNS: &str = "u.id, u.username, u.email, u.admin, u.created_at
 
 impl User {
     pub fn from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
+        User::read(row)
+    }
+
+    /// The user of a row of SQLite's own driver (the session check's synchronous read:
+    /// `db::SqliteReader`), read column by column as [`User::from_row`] reads sqlx's.
+    pub(crate) fn from_sqlite_row(row: &rusqlite::Row<'_>) -> Result<User, sqlx::Error> {
+        User::read(row)
+    }
+
+    /// One list of the columns for both drivers, so that they cannot read a user differently.
+    fn read(row: &impl Columns) -> Result<User, sqlx::Error> {
         Ok(User {
-            id: row.try_get("id")?,
-            username: row.try_get("username")?,
-            email: row.try_get("email")?,
-            admin: get_bool(row, "admin")?,
-            created_at: row.try_get("created_at")?,
-            first_name: row.try_get("first_name")?,
-            last_name: row.try_get("last_name")?,
-            bio: row.try_get("bio")?,
-            location: row.try_get("location")?,
-            birth_date: row.try_get("birth_date")?,
-            timezone: row.try_get("timezone")?,
-            weekm: get_bool(row, "weekm")?,
-            language: row.try_get("language")?,
-            imperial_units: get_bool(row, "imperial_units")?,
-            picture: get_bool(row, "picture")?,
-            state: AccountState::parse(&row.try_get::<String, _>("state")?)?,
-            email_to_confirm: row
-                .try_get::<Option<String>, _>("email_to_confirm")?
-                .filter(|_| {
-                    row.try_get::<Option<i64>, _>("email_to_confirm_until")
-                        .ok()
-                        .flatten()
-                        .is_some_and(|until| until >= now())
-                }),
-            date_format: row.try_get("date_format")?,
-            use_dark_mode: get_optional_bool(row, "use_dark_mode")?,
+            id: row.int("id")?,
+            username: row.text("username")?,
+            email: row.text("email")?,
+            admin: row.flag("admin")?,
+            created_at: row.int("created_at")?,
+            first_name: row.optional_text("first_name")?,
+            last_name: row.optional_text("last_name")?,
+            bio: row.optional_text("bio")?,
+            location: row.optional_text("location")?,
+            birth_date: row.optional_text("birth_date")?,
+            timezone: row.text("timezone")?,
+            weekm: row.flag("weekm")?,
+            language: row.optional_text("language")?,
+            imperial_units: row.flag("imperial_units")?,
+            picture: row.flag("picture")?,
+            state: AccountState::parse(&row.text("state")?)?,
+            email_to_confirm: row.optional_text("email_to_confirm")?.filter(|_| {
+                row.optional_int("email_to_confirm_until")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|until| until >= now())
+            }),
+            date_format: row.text("date_format")?,
+            use_dark_mode: row.optional_flag("use_dark_mode")?,
         })
+    }
+}
+
+/// A row's columns by name, as [`User::read`] needs them, from either driver.
+trait Columns {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn optional_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
+    fn optional_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error>;
+}
+
+impl Columns for AnyRow {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn optional_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column)
+    }
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
+        get_bool(self, column)
+    }
+    fn optional_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error> {
+        get_optional_bool(self, column)
+    }
+}
+
+/// SQLite's booleans are `INTEGER` columns (docs/architecture.md, "Database").
+impl Columns for rusqlite::Row<'_> {
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+        self.get(column).map_err(crate::db::sqlite_error)
+    }
+    fn optional_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.get(column).map_err(crate::db::sqlite_error)
+    }
+    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+        self.get(column).map_err(crate::db::sqlite_error)
+    }
+    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+        self.get(column).map_err(crate::db::sqlite_error)
+    }
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
+        Ok(self.int(column)? != 0)
+    }
+    fn optional_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error> {
+        Ok(self.optional_int(column)?.map(|v| v != 0))
     }
 }
 
@@ -829,6 +891,66 @@ pub async fn set_picture(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The session check reads its user with SQLite's own driver on a SQLite file
+    /// (`db::SqliteReader`), everything else with sqlx: both read every column alike, NULLs,
+    /// flags and a pending email change included.
+    #[tokio::test]
+    async fn both_drivers_read_a_user_alike() {
+        sqlx::any::install_default_drivers();
+        let path = std::env::temp_dir().join(format!("stride-user-rows-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("pool");
+        crate::db::migrate(&pool).await.expect("migrations");
+        let later = now() + 3600;
+        for (name, extra) in [
+            ("plain", "".to_owned()),
+            (
+                "full",
+                format!(
+                    ", admin = 1, first_name = 'Ada', bio = 'b', birth_date = '1960-02-29', \
+                     weekm = 1, language = 'fr', imperial_units = 1, use_dark_mode = 0, \
+                     email_to_confirm = 'new@example.com', email_to_confirm_until = {later}"
+                ),
+            ),
+        ] {
+            sqlx::query(
+                "INSERT INTO users (username, email, email_key, password_hash, created_at, \
+                 password_changed_at) VALUES ($1, $2, $2, 'x', 1, 1)",
+            )
+            .bind(name)
+            .bind(format!("{name}@example.com"))
+            .execute(&pool)
+            .await
+            .expect("user");
+            sqlx::query(&format!(
+                "UPDATE users SET timezone = timezone {extra} WHERE username = $1"
+            ))
+            .bind(name)
+            .execute(&pool)
+            .await
+            .expect("columns");
+            let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1");
+            let by_sqlx = User::from_row(
+                &sqlx::query(&sql)
+                    .bind(name)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("sqlx row"),
+            )
+            .expect("sqlx user");
+            let conn = rusqlite::Connection::open(&path).expect("rusqlite");
+            let by_sqlite = conn
+                .query_row(&sql, [name], |row| Ok(User::from_sqlite_row(row)))
+                .expect("rusqlite row")
+                .expect("rusqlite user");
+            assert_eq!(by_sqlx, by_sqlite, "{name}");
+        }
+    }
 
     #[test]
     fn birth_dates_as_flask_writes_them() {

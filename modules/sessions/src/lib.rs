@@ -191,8 +191,9 @@ async fn login(
 }
 
 /// Ends the session making the request; a browser's cookies are cleared by the kernel, which
-/// finds the session gone.
+/// finds the session gone. On SQLite the delete waits for this process's turn at the write lock.
 async fn logout(auth: AuthUser<End>, db: &Db) -> ApiResult<Value> {
+    let _turn = kernel::db::write_turn(db).await;
     let mut conn = db.acquire().await?;
     auth::close(&mut conn, &auth.session_id).await?;
     Ok(json!({ "status": "success", "message": "successfully logged out" }))

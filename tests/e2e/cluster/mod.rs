@@ -159,6 +159,26 @@ fn a_local_cluster_passes_the_acceptance_checks() {
     .check_all();
 }
 
+/// Two processes on one SQLite file: the session check reads the session row with SQLite's
+/// own driver there (docs/architecture.md, "Database"), on every request as on PostgreSQL, so
+/// a logout or a password change through one process is refused by the other at once.
+#[test]
+fn two_processes_on_one_sqlite_file_end_sessions_at_once() {
+    let db = block_on(TestDb::new(&Backend::Sqlite));
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("a working directory"))
+        .collect();
+    // One after the other: SQLite has no lock for migrations racing on an empty file.
+    let servers: Vec<Server> = dirs
+        .iter()
+        .map(|dir| start_with(dir.path(), Some(&db.url), |_| {}))
+        .collect();
+    let urls: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    tokens_cross(&urls);
+    logout_crosses(&urls);
+    password_change_crosses(&urls);
+}
+
 /// The signing key is shared through the database: three instances started together on an
 /// empty database all come up (their migrations race, under sqlx's advisory lock), exactly
 /// one key is stored, and tokens cross between all of them.

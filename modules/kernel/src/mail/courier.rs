@@ -89,6 +89,10 @@ async fn claim(pool: &AnyPool, backend: Backend) -> Result<Option<Outgoing>, sql
            AND (claimed_until IS NULL OR claimed_until < $2) \
          RETURNING id, message_id, recipient, subject, text_body, html_body, created_at, attempts"
     );
+    // The courier's writes take this process's turn at SQLite's write lock, as the requests'
+    // do: with a backlog it writes twice a message, and would otherwise meet them in SQLite's
+    // sleeping busy handler.
+    let _turn = crate::db::write_turn(pool).await;
     let row = sqlx::query(&sql)
         .bind(now + CLAIM_SECONDS)
         .bind(now)
@@ -117,6 +121,7 @@ async fn deliver(
             mailer.metrics.email(EmailEvent::Sent);
             // A sent message keeps its headers for the record, not its body: a reset link must
             // not outlive its delivery in clear.
+            let _turn = crate::db::write_turn(pool).await;
             sqlx::query(
                 "UPDATE outbox SET sent_at = $1, attempts = $2, claimed_until = NULL, last_error = NULL, \
                  text_body = '', html_body = '' WHERE id = $3",
@@ -142,6 +147,7 @@ async fn deliver(
                 give_up,
                 "email not sent: {error}"
             );
+            let _turn = crate::db::write_turn(pool).await;
             sqlx::query(
                 "UPDATE outbox SET attempts = $1, next_attempt_at = $2, claimed_until = NULL, last_error = $3, \
                  failed_at = $4, text_body = CASE WHEN $4 IS NULL THEN text_body ELSE '' END, \
