@@ -571,16 +571,7 @@ mod tests {
     /// every execution.
     #[tokio::test]
     async fn the_sqlite_session_check_is_not_prepared_again() {
-        sqlx::any::install_default_drivers();
-        let path =
-            std::env::temp_dir().join(format!("stride-session-prep-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .expect("pool");
-        crate::db::migrate(&pool).await.expect("migrations");
+        let (_pool, path) = crate::db::testing::migrated_sqlite("session-prep").await;
         let conn = rusqlite::Connection::open(&path).expect("a connection");
         let runs = |sql: &str, bound: &[&dyn rusqlite::ToSql]| -> i32 {
             let mut statement = conn.prepare(sql).expect("prepare");
@@ -602,16 +593,7 @@ mod tests {
     /// every request of connections opened afterwards).
     #[tokio::test]
     async fn the_sqlite_session_check_never_scans() {
-        sqlx::any::install_default_drivers();
-        let path =
-            std::env::temp_dir().join(format!("stride-session-plan-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .expect("pool");
-        crate::db::migrate(&pool).await.expect("migrations");
+        let (pool, path) = crate::db::testing::migrated_sqlite("session-plan").await;
         let statements = [
             "INSERT INTO users (username, email, email_key, password_hash, created_at, \
              password_changed_at) VALUES ('sam', 'sam@example.com', 'sam@example.com', 'x', 1, 1)",

@@ -402,12 +402,44 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
 
+/// Scratch SQLite files for the kernel's unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use sqlx::any::AnyPoolOptions;
+
+    pub fn sqlite_file(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("stride-{name}-{}.db", std::process::id()))
+    }
+
+    /// A pool of up to `connections` on a new, empty file named after `name`.
+    pub async fn sqlite_pool_of(name: &str, connections: u32) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let path = sqlite_file(name);
+        let _ = std::fs::remove_file(&path);
+        AnyPoolOptions::new()
+            .max_connections(connections)
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("pool")
+    }
+
+    pub async fn sqlite_pool(name: &str) -> sqlx::AnyPool {
+        sqlite_pool_of(name, 4).await
+    }
+
+    /// A one-connection pool on a new file with the project's migrations, and the file.
+    pub async fn migrated_sqlite(name: &str) -> (sqlx::AnyPool, std::path::PathBuf) {
+        let pool = sqlite_pool_of(name, 1).await;
+        super::migrate(&pool).await.expect("migrations");
+        (pool, sqlite_file(name))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{
         begin_write, sqlite_path, write_turn, SqliteReader, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS,
     };
-    use sqlx::any::AnyPoolOptions;
     use std::time::Duration;
 
     /// Each backend's migrations have distinct versions (branches written side by side can
@@ -431,20 +463,7 @@ mod tests {
         assert_eq!(sqlite, postgres);
     }
 
-    fn sqlite_file(name: &str) -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("stride-{name}-{}.db", std::process::id()))
-    }
-
-    async fn sqlite_pool(name: &str) -> sqlx::AnyPool {
-        sqlx::any::install_default_drivers();
-        let path = sqlite_file(name);
-        let _ = std::fs::remove_file(&path);
-        AnyPoolOptions::new()
-            .max_connections(4)
-            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .expect("pool")
-    }
+    use super::testing::{sqlite_file, sqlite_pool};
 
     /// A second writer waits for its turn in the process, holding no pooled connection, and
     /// starts as soon as the first commits; a dropped transaction hands its turn on too.

@@ -897,15 +897,7 @@ mod tests {
     /// flags and a pending email change included.
     #[tokio::test]
     async fn both_drivers_read_a_user_alike() {
-        sqlx::any::install_default_drivers();
-        let path = std::env::temp_dir().join(format!("stride-user-rows-{}.db", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .expect("pool");
-        crate::db::migrate(&pool).await.expect("migrations");
+        let (pool, path) = crate::db::testing::migrated_sqlite("user-rows").await;
         let later = now() + 3600;
         for (name, extra) in [
             ("plain", "".to_owned()),
