@@ -154,12 +154,11 @@ impl DbPool {
 pub struct SqliteReader {
     path: std::path::PathBuf,
     idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    /// Connections kept between reads: one per core is as many as can read at once. Counted
+    /// once: `available_parallelism` reads the cgroup's files on every call (an open, a read
+    /// and a close per request when it was asked at each read).
+    idle_max: usize,
     closed: std::sync::atomic::AtomicBool,
-}
-
-/// Connections kept between reads: one per core is as many as can read at once.
-fn idle_readers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl SqliteReader {
@@ -167,6 +166,7 @@ impl SqliteReader {
         SqliteReader {
             path: path.into(),
             idle: std::sync::Mutex::new(Vec::new()),
+            idle_max: std::thread::available_parallelism().map_or(2, |n| n.get()),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -206,7 +206,7 @@ impl SqliteReader {
         };
         let result = read(&conn);
         let mut idle = idle();
-        if idle.len() < idle_readers() && !self.closed.load(Ordering::Acquire) {
+        if idle.len() < self.idle_max && !self.closed.load(Ordering::Acquire) {
             idle.push(conn);
         }
         result
