@@ -383,10 +383,12 @@ async fn read_contents(
     let json = |value: &Value| {
         serde_json::to_vec_pretty(value).map_err(|e| Failure::new("export JSON", e))
     };
-    let mut profile = user.to_json_with_lifecycle();
-    if job.keys_1x {
-        user.add_1x_keys(&mut profile);
-    }
+    let profile = user
+        .object(users::UserKeys {
+            lifecycle: true,
+            fittrackee_1x: job.keys_1x,
+        })
+        .to_value();
     let mut parts = Vec::with_capacity(job.parts.len());
     for part in &job.parts {
         if let Some(value) = part.part(&mut *conn, user_id).await? {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod cookies;
 pub mod dates;
 pub mod db;
+pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod language;
@@ -79,6 +80,11 @@ pub fn stage() -> AdHoc {
                 Box::pin(finish_background_work(rocket))
             }))
             .attach(mail::courier())
+            // Every module has described its routes: the document is written out once, and
+            // its assembled value freed (openapi.rs).
+            .attach(AdHoc::on_liftoff("Stride API document", |rocket| {
+                Box::pin(async move { openapi::write_out(rocket) })
+            }))
             .register("/", error::catchers())
             .manage(metrics::Metrics::new())
             .manage(settings::InitialSettings::default())

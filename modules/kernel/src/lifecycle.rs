@@ -30,7 +30,7 @@ use sqlx::AnyConnection;
 use crate::error::Failure;
 use crate::mail::Mailer;
 use crate::second_factor::SecondFactor;
-use crate::users::User;
+use crate::users::{User, UserKeys, UserObject};
 use crate::validate::Email;
 
 /// Sends the confirmation link of an account that has just registered pending.
@@ -220,14 +220,14 @@ impl Lifecycle {
     /// The user object of FitTrackee's API, with the lifecycle's keys and FitTrackee 1.x's
     /// when they are served.
     pub fn user_json(&self, user: &User) -> Value {
-        let mut object = if self.mounted() {
-            user.to_json_with_lifecycle()
-        } else {
-            user.to_json()
-        };
-        if self.keys_1x.load(Ordering::Relaxed) {
-            user.add_1x_keys(&mut object);
-        }
-        object
+        self.user_object(user).to_value()
+    }
+
+    /// The same object, to serialize straight into a response ([`crate::users::UserObject`]).
+    pub fn user_object<'u>(&self, user: &'u User) -> UserObject<'u> {
+        user.object(UserKeys {
+            lifecycle: self.mounted(),
+            fittrackee_1x: self.keys_1x.load(Ordering::Relaxed),
+        })
     }
 }

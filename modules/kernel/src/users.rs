@@ -2,7 +2,7 @@
 //! database itself (unique indexes on `lower(username)` and on the lower-cased email), so two
 //! racing registrations of one name cannot both land.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use time::macros::format_description;
@@ -177,102 +177,162 @@ impl Columns for rusqlite::Row<'_> {
     }
 }
 
+/// Which keys a user object carries besides FitTrackee 0.5's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserKeys {
+    /// The account lifecycle's (`is_active`, `email_to_confirm`, `role`), when a lifecycle
+    /// module is mounted (lifecycle.rs).
+    pub lifecycle: bool,
+    /// FitTrackee 1.x's, which its web client reads while cookie sessions are on
+    /// (docs/users-api.md, "FitTrackee 1.x's keys").
+    pub fittrackee_1x: bool,
+}
+
+/// The user object of FitTrackee's API (the profile, a user's page), written straight from the
+/// user: a response serializes it without building a JSON value first (the profile, the most
+/// frequent authenticated request, spent more on that value and its copies than on its
+/// session check: BENCHMARKS.md). Its keys come in alphabetical order, as a `serde_json` map
+/// keeps them, so both ways give the same bytes (tested). Stride keeps no workouts: their keys
+/// are those of a user who recorded none.
+///
+/// With FitTrackee 1.x's keys: its two stored preferences, and for everything Stride does not
+/// keep the values of a new FitTrackee account. `suspended_at` must be there and null (the
+/// client takes any other value, absence included, for a suspended account),
+/// `accepted_privacy_policy` true (Stride has no policy to accept).
+#[derive(Debug, Clone, Copy)]
+pub struct UserObject<'a> {
+    user: &'a User,
+    keys: UserKeys,
+}
+
+/// `{}` and `[]`, for the keys of things Stride does not keep.
+struct EmptyMap;
+struct EmptyList;
+
+impl serde::Serialize for EmptyMap {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::ser::SerializeMap::end(serializer.serialize_map(Some(0))?)
+    }
+}
+
+impl serde::Serialize for EmptyList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::ser::SerializeSeq::end(serializer.serialize_seq(Some(0))?)
+    }
+}
+
+impl serde::Serialize for UserObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (user, lifecycle, x) = (self.user, self.keys.lifecycle, self.keys.fittrackee_1x);
+        const PRIVATE: &str = "private";
+        let mut map = serializer.serialize_map(None)?;
+        if x {
+            map.serialize_entry("accepted_privacy_policy", &true)?;
+        }
+        map.serialize_entry("admin", &user.admin)?;
+        if x {
+            map.serialize_entry("analysis_visibility", PRIVATE)?;
+        }
+        map.serialize_entry("bio", &user.bio)?;
+        map.serialize_entry("birth_date", &birth_date_json(user.birth_date.as_deref()))?;
+        if x {
+            map.serialize_entry("calories_visibility", PRIVATE)?;
+        }
+        map.serialize_entry("created_at", &http_date_from_unix(user.created_at))?;
+        if x {
+            map.serialize_entry("date_format", &user.date_format)?;
+            map.serialize_entry("display_ascent", &true)?;
+        }
+        map.serialize_entry("email", &user.email)?;
+        if lifecycle {
+            map.serialize_entry("email_to_confirm", &user.email_to_confirm)?;
+        }
+        map.serialize_entry("first_name", &user.first_name)?;
+        if x {
+            map.serialize_entry("followers", &0)?;
+            map.serialize_entry("following", &0)?;
+            map.serialize_entry("hide_profile_in_users_directory", &true)?;
+            map.serialize_entry("hr_visibility", PRIVATE)?;
+        }
+        map.serialize_entry("imperial_units", &user.imperial_units)?;
+        if lifecycle {
+            map.serialize_entry("is_active", &(user.state == AccountState::Active))?;
+        }
+        map.serialize_entry("language", &user.language)?;
+        map.serialize_entry("last_name", &user.last_name)?;
+        map.serialize_entry("location", &user.location)?;
+        if x {
+            map.serialize_entry("manually_approves_followers", &true)?;
+            map.serialize_entry("map_visibility", PRIVATE)?;
+            map.serialize_entry("media_visibility", PRIVATE)?;
+            map.serialize_entry("messages_preferences", &EmptyMap)?;
+            map.serialize_entry("missing_elevations_processing", "file")?;
+        }
+        map.serialize_entry("nb_sports", &0)?;
+        map.serialize_entry("nb_workouts", &0)?;
+        if x {
+            map.serialize_entry("notification_preferences", &EmptyMap)?;
+        }
+        map.serialize_entry("picture", &user.picture)?;
+        map.serialize_entry("records", &EmptyList)?;
+        if lifecycle {
+            map.serialize_entry("role", if user.admin { "admin" } else { "user" })?;
+        }
+        if x {
+            map.serialize_entry("sanctions_count", &0)?;
+            map.serialize_entry("segments_creation_event", "only_manual")?;
+            map.serialize_entry("split_workout_charts", &true)?;
+        }
+        map.serialize_entry("sports_list", &EmptyList)?;
+        if x {
+            map.serialize_entry("start_elevation_at_zero", &true)?;
+            map.serialize_entry("suspended_at", &None::<()>)?;
+        }
+        map.serialize_entry("timezone", &user.timezone)?;
+        if x {
+            map.serialize_entry("total_ascent", &0.0)?;
+        }
+        map.serialize_entry("total_distance", &0.0)?;
+        map.serialize_entry("total_duration", "0:00:00")?;
+        if x {
+            map.serialize_entry("use_dark_mode", &user.use_dark_mode)?;
+            map.serialize_entry("use_raw_gpx_speed", &false)?;
+        }
+        map.serialize_entry("username", &user.username)?;
+        map.serialize_entry("weekm", &user.weekm)?;
+        if x {
+            map.serialize_entry("workouts_visibility", PRIVATE)?;
+        }
+        map.end()
+    }
+}
+
 impl User {
-    /// The user object of FitTrackee's API (the profile, a user's page), every key the user's
-    /// own. Stride keeps no workouts: their keys are those of a user who recorded none.
+    /// The user object with `keys` ([`UserObject`]).
+    pub fn object(&self, keys: UserKeys) -> UserObject<'_> {
+        UserObject { user: self, keys }
+    }
+
+    /// The user object with FitTrackee 0.5's keys only, as a JSON value.
     pub fn to_json(&self) -> Value {
-        json!({
-            "admin": self.admin,
-            "bio": self.bio,
-            "birth_date": birth_date_json(self.birth_date.as_deref()),
-            "created_at": http_date_from_unix(self.created_at),
-            "email": self.email,
-            "first_name": self.first_name,
-            "imperial_units": self.imperial_units,
-            "language": self.language,
-            "last_name": self.last_name,
-            "location": self.location,
-            "picture": self.picture,
-            "timezone": self.timezone,
-            "username": self.username,
-            "weekm": self.weekm,
-            "nb_workouts": 0,
-            "nb_sports": 0,
-            "records": [],
-            "sports_list": [],
-            "total_distance": 0.0,
-            "total_duration": "0:00:00",
-        })
+        self.object(UserKeys::default()).to_value()
     }
+}
 
-    /// `to_json` with the account lifecycle's keys (`is_active`, `email_to_confirm`, `role`),
-    /// which the user object carries when a lifecycle module is mounted (lifecycle.rs).
-    pub fn to_json_with_lifecycle(&self) -> Value {
-        let mut object = self.to_json();
-        if let Value::Object(map) = &mut object {
-            map.insert(
-                "is_active".into(),
-                (self.state == AccountState::Active).into(),
-            );
-            map.insert(
-                "email_to_confirm".into(),
-                self.email_to_confirm.clone().into(),
-            );
-            map.insert(
-                "role".into(),
-                if self.admin { "admin" } else { "user" }.into(),
-            );
-        }
-        object
-    }
-
-    /// Adds FitTrackee 1.x's keys to a user object (`to_json`'s, with or without the
-    /// lifecycle's), which its web client reads while cookie sessions are on
-    /// (docs/users-api.md, "FitTrackee 1.x's keys"): the two stored preferences, and for
-    /// everything Stride does not keep the values of a new FitTrackee account. `suspended_at`
-    /// must be there and null (the client takes any other value, absence included, for a
-    /// suspended account), `accepted_privacy_policy` true (Stride has no policy to accept).
-    pub fn add_1x_keys(&self, object: &mut Value) {
-        let Value::Object(map) = object else {
-            return;
-        };
-        let keys = json!({
-            "accepted_privacy_policy": true,
-            "analysis_visibility": "private",
-            "calories_visibility": "private",
-            "date_format": self.date_format,
-            "display_ascent": true,
-            "followers": 0,
-            "following": 0,
-            "hide_profile_in_users_directory": true,
-            "hr_visibility": "private",
-            "manually_approves_followers": true,
-            "map_visibility": "private",
-            "media_visibility": "private",
-            "messages_preferences": {},
-            "missing_elevations_processing": "file",
-            "notification_preferences": {},
-            "sanctions_count": 0,
-            "segments_creation_event": "only_manual",
-            "split_workout_charts": true,
-            "start_elevation_at_zero": true,
-            "suspended_at": null,
-            "total_ascent": 0.0,
-            "use_dark_mode": self.use_dark_mode,
-            "use_raw_gpx_speed": false,
-            "workouts_visibility": "private",
-        });
-        if let Value::Object(keys) = keys {
-            map.extend(keys);
-        }
+impl UserObject<'_> {
+    /// The object as a JSON value, for a response that adds to it or takes keys out.
+    pub fn to_value(&self) -> Value {
+        // Nothing in it can fail to serialize (strings, numbers, booleans).
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
 
 /// A stored `YYYY-MM-DD` birth date as Flask writes it (midnight UTC, RFC 1123).
-fn birth_date_json(stored: Option<&str>) -> Value {
+fn birth_date_json(stored: Option<&str>) -> Option<String> {
     stored
         .and_then(|d| Date::parse(d, format_description!("[year]-[month]-[day]")).ok())
-        .map_or(Value::Null, |d| http_date(d.midnight().assume_utc()).into())
+        .map(|d| http_date(d.midnight().assume_utc()))
 }
 
 #[derive(Debug)]
@@ -891,6 +951,7 @@ pub async fn set_picture(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// The session check reads its user with SQLite's own driver on a SQLite file
     /// (`db::SqliteReader`), everything else with sqlx: both read every column alike, NULLs,
@@ -947,10 +1008,82 @@ mod tests {
     #[test]
     fn birth_dates_as_flask_writes_them() {
         assert_eq!(
-            birth_date_json(Some("1960-02-29")),
-            json!("Mon, 29 Feb 1960 00:00:00 GMT")
+            birth_date_json(Some("1960-02-29")).as_deref(),
+            Some("Mon, 29 Feb 1960 00:00:00 GMT")
         );
-        assert_eq!(birth_date_json(None), Value::Null);
-        assert_eq!(birth_date_json(Some("not a date")), Value::Null);
+        assert_eq!(birth_date_json(None), None);
+        assert_eq!(birth_date_json(Some("not a date")), None);
+    }
+
+    /// The user object written straight from the user is the bytes its JSON value gives (whose
+    /// map sorts its keys), with each set of keys, and holds each set exactly.
+    #[test]
+    fn the_user_object_is_written_in_the_order_of_its_value() {
+        let user = User {
+            id: 7,
+            username: "sam".into(),
+            email: "sam@example.com".into(),
+            admin: true,
+            created_at: 1_700_000_000,
+            first_name: Some("Sam".into()),
+            last_name: None,
+            bio: Some("runs \"far\"".into()),
+            location: None,
+            birth_date: Some("1990-05-01".into()),
+            timezone: "Europe/Paris".into(),
+            weekm: true,
+            language: Some("fr".into()),
+            imperial_units: false,
+            picture: true,
+            state: AccountState::Active,
+            email_to_confirm: Some("new@example.com".into()),
+            date_format: "dd/MM/yyyy".into(),
+            use_dark_mode: None,
+        };
+        for (keys, count) in [
+            (UserKeys::default(), 20),
+            (
+                UserKeys {
+                    lifecycle: true,
+                    fittrackee_1x: false,
+                },
+                23,
+            ),
+            (
+                UserKeys {
+                    lifecycle: false,
+                    fittrackee_1x: true,
+                },
+                44,
+            ),
+            (
+                UserKeys {
+                    lifecycle: true,
+                    fittrackee_1x: true,
+                },
+                47,
+            ),
+        ] {
+            let object = user.object(keys);
+            let value = object.to_value();
+            assert_eq!(value.as_object().map(|m| m.len()), Some(count), "{keys:?}");
+            assert_eq!(
+                serde_json::to_string(&object).expect("written"),
+                serde_json::to_string(&value).expect("written"),
+                "{keys:?}"
+            );
+        }
+        let all = user
+            .object(UserKeys {
+                lifecycle: true,
+                fittrackee_1x: true,
+            })
+            .to_value();
+        assert_eq!(all["birth_date"], json!("Tue, 01 May 1990 00:00:00 GMT"));
+        assert_eq!(all["role"], json!("admin"));
+        assert_eq!(all["suspended_at"], Value::Null);
+        assert_eq!(all["messages_preferences"], json!({}));
+        assert_eq!(all["records"], json!([]));
+        assert_eq!(all["total_ascent"], json!(0.0));
     }
 }

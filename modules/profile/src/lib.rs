@@ -14,9 +14,12 @@ use kernel::language::LanguageTag;
 use kernel::users::{Preferences, ProfileFields};
 use kernel::validate::{self, Password};
 use kernel::Lifecycle;
-use kernel::{auth, users, ApiError, ApiResult, AuthUser, Caller, Db, Describe, Payload, Services};
+use kernel::{
+    auth, envelope, users, ApiError, ApiResult, AuthUser, Caller, Db, Describe, Payload, Services,
+};
 use rocket::fairing::AdHoc;
-use rocket::serde::json::{json, Value};
+use rocket::response::content::RawJson;
+use rocket::serde::json::Value;
 use rocket::{get, post, routes, State};
 use serde::Deserialize;
 use serde_json::Map;
@@ -63,21 +66,17 @@ async fn respond(
     lifecycle: &Lifecycle,
     user_id: i64,
     message: Option<&str>,
-) -> ApiResult<Value> {
+) -> ApiResult<RawJson<String>> {
     let mut conn = db.acquire().await?;
     let user = users::by_id(&mut conn, user_id)
         .await?
         .ok_or_else(|| ApiError::unauthorized(auth::PROVIDE_TOKEN))?;
-    let mut body = json!({ "status": "success", "data": lifecycle.user_json(&user) });
-    if let Some(message) = message {
-        body["message"] = message.into();
-    }
-    Ok(body)
+    envelope::success(&lifecycle.user_object(&user), message)
 }
 
 #[get("/profile")]
-fn profile(auth: AuthUser<Read>, lifecycle: &State<Lifecycle>) -> Value {
-    json!({ "status": "success", "data": lifecycle.user_json(&auth.user) })
+fn profile(auth: AuthUser<Read>, lifecycle: &State<Lifecycle>) -> ApiResult<RawJson<String>> {
+    envelope::success(&lifecycle.user_object(&auth.user), None)
 }
 
 /// Longest values kept, as FitTrackee's columns.
@@ -93,7 +92,7 @@ async fn edit_profile(
     caller: Caller,
     profile: &State<ProfileConfig>,
     body: Payload<Map<String, Value>>,
-) -> ApiResult<Value> {
+) -> ApiResult<RawJson<String>> {
     let Services {
         db,
         config,
@@ -265,7 +264,7 @@ async fn edit_preferences(
     auth: AuthUser,
     kernel: Services<'_>,
     body: Payload<Map<String, Value>>,
-) -> ApiResult<Value> {
+) -> ApiResult<RawJson<String>> {
     let Services { db, lifecycle, .. } = kernel;
     let body = body.0;
     let timezone: String = field(&body, "timezone")?;
