@@ -88,11 +88,25 @@ const ROOT_KEY_NAME: &str = "biscuit_root_key";
 
 /// Plain session tokens remembered as verified (about 100 bytes each).
 const VERIFIED_CAPACITY: usize = 16_384;
-/// Narrowed tokens remembered as verified and vetted (about 2 KiB each, parsed).
-const NARROWED_CAPACITY: usize = 4_096;
-/// Cookie tokens remembered as verified (about 100 bytes each). Each authenticated browser
-/// response carries a new one, so the cache mostly spares the second request of a page.
-const COOKIE_CAPACITY: usize = 16_384;
+/// Narrowed tokens remembered as verified and vetted, bounded by their memory: a parsed
+/// narrowed token holds about 11 bytes per character of the token (7 KiB for a 630-character
+/// one with one appended block, measured with massif), so the cache counts 12 per character
+/// and keeps at most 8 MiB of them. Bounded by count alone (4,096 entries), a holder could
+/// fill it with 4,096 distinct narrowings of one session of up to `MAX_TOKEN_LENGTH`
+/// characters each: some 200 MiB.
+const NARROWED_MEMORY: u64 = 8 * 1024 * 1024;
+const NARROWED_BYTES_PER_CHARACTER: u64 = 12;
+/// What the cache expects to hold, for its table's size (tokens of about 600 characters).
+const NARROWED_EXPECTED: usize = 1_024;
+/// Cookie tokens remembered as verified (about 150 bytes each). Each authenticated browser
+/// response of a new second carries a new one, which the browser sends until the next: the
+/// cache needs a few seconds of every active browser session, not hours of them (0.6 MiB at
+/// most; a token that fell out costs one signature check).
+const COOKIE_CAPACITY: usize = 4_096;
+/// Cookie tokens minted in the current second, one per session (about 450 bytes each, the
+/// token included): an entry is of use for a second only (0.9 MiB at most; one that fell out
+/// costs one signature).
+const MINTED_CAPACITY: usize = 2_048;
 
 /// The authority block's `purpose` of a Bearer session token.
 const SESSION_PURPOSE: &str = "session";
@@ -108,7 +122,7 @@ pub struct TokenKeys {
     verified: Cache<[u8; 32], Claims>,
     /// SHA-256 of a narrowed token whose signatures and blocks passed → what it says and its
     /// checks, still to be run for every request.
-    narrowed: Cache<[u8; 32], (Claims, Arc<Narrowed>)>,
+    narrowed: Cache<[u8; 32], (Claims, Arc<Narrowed>), NarrowedWeight>,
     /// SHA-256 of a cookie token that passed → what it says.
     cookies: Cache<[u8; 32], Claims>,
     /// (user, session, expiry) → the cookie token minted for it: the responses of one second
@@ -153,9 +167,23 @@ pub enum Verified {
     Narrowed(Claims, Arc<Narrowed>),
 }
 
+/// The memory a remembered narrowed token is counted for ([`NARROWED_MEMORY`]).
+#[derive(Clone)]
+struct NarrowedWeight;
+
+impl quick_cache::Weighter<[u8; 32], (Claims, Arc<Narrowed>)> for NarrowedWeight {
+    fn weight(&self, _: &[u8; 32], (_, narrowed): &(Claims, Arc<Narrowed>)) -> u64 {
+        narrowed
+            .characters
+            .saturating_mul(NARROWED_BYTES_PER_CHARACTER)
+    }
+}
+
 /// A narrowed token whose appended blocks passed the [`NarrowingPolicy`].
 #[derive(Debug)]
 pub struct Narrowed {
+    /// The length of the token as presented, which its parsed form's memory follows.
+    characters: u64,
     token: Biscuit,
     /// (block, check) of the holder's checks that read only `time`: failing only those means
     /// the narrowed token has expired.
@@ -186,9 +214,9 @@ impl TokenKeys {
             keys,
             public,
             verified: Cache::new(VERIFIED_CAPACITY),
-            narrowed: Cache::new(NARROWED_CAPACITY),
+            narrowed: Cache::with_weighter(NARROWED_EXPECTED, NARROWED_MEMORY, NarrowedWeight),
             cookies: Cache::new(COOKIE_CAPACITY),
-            minted_cookies: Cache::new(COOKIE_CAPACITY),
+            minted_cookies: Cache::new(MINTED_CAPACITY),
             judges: Arc::new(Semaphore::new(cores)),
             csrf_key,
         })
@@ -367,13 +395,21 @@ impl TokenKeys {
             }
             n if n <= 1 + MAX_NARROWINGS => {
                 let (public, token) = (self.public, token.to_owned());
+                let characters = u64::try_from(token.len()).unwrap_or(u64::MAX);
                 let (claims, narrowed) = self
                     .off_the_async_workers(move || {
                         let token =
                             Biscuit::from_base64(token, public).map_err(|_| Rejection::Invalid)?;
                         let claims = authority_claims(&token, SESSION_PURPOSE)?;
                         let time_checks = vet_narrowings(&token)?;
-                        Ok((claims, Arc::new(Narrowed { token, time_checks })))
+                        Ok((
+                            claims,
+                            Arc::new(Narrowed {
+                                characters,
+                                token,
+                                time_checks,
+                            }),
+                        ))
                     })
                     .await?;
                 if claims.expires_at.is_some() {
@@ -848,6 +884,45 @@ mod tests {
             Err(Rejection::Invalid)
         );
         assert_eq!(k.verified.len(), 1);
+    }
+
+    /// The narrowed tokens remembered are bounded by their memory, not their number: one
+    /// session's holder narrowing it a thousand ways with the longest blocks the policy allows
+    /// leaves at most `NARROWED_MEMORY` of them, and every one is still judged right.
+    #[tokio::test]
+    async fn remembered_narrowings_are_bounded_by_their_size() {
+        let k = keys();
+        let t = k.mint(7, "s", in_secs(60)).expect("mint");
+        let mut longest = 0;
+        for i in 0..1_000 {
+            // Four blocks of eight checks: about 3,000 characters a token.
+            let mut token = t.clone();
+            for block in 0..4 {
+                let checks: String = (0..8)
+                    .map(|c| {
+                        format!(
+                            "check if path($p), $p.starts_with(\"/api/{i}/{block}/{c}\") \
+                             or operation(\"read\");"
+                        )
+                    })
+                    .collect();
+                token = narrow(&k, &token, &checks);
+            }
+            longest = longest.max(token.len());
+            assert!(token.len() <= MAX_TOKEN_LENGTH, "{}", token.len());
+            assert!(judge(&k, &token, "read", "/x").await.is_ok());
+        }
+        assert!(longest > 2_500, "tokens of {longest} characters");
+        let held = k.narrowed.len();
+        assert!(
+            k.narrowed.weight() <= NARROWED_MEMORY,
+            "{}",
+            k.narrowed.weight()
+        );
+        assert!(
+            (100..1_000).contains(&held),
+            "{held} narrowed tokens of about {longest} characters remembered"
+        );
     }
 
     /// Every shape a holder could use to make judging costly is refused before it runs:
