@@ -1,0 +1,4 @@
+-- PostgreSQL's user count moves once per statement from this migration on (its copy of this
+-- file says why). SQLite keeps its row triggers: it updates the counter row in place, so a
+-- statement of many rows costs one small write per row, with no version left behind. The two
+-- backends keep one list of migrations (kernel db.rs, `migrations_are_one_list_on_both_backends`).
