@@ -358,11 +358,12 @@ async fn session_row(
             let Some(row) = rows.next().map_err(sqlite_error)? else {
                 return Ok(None);
             };
-            let read = |column: &str| row.get::<_, i64>(column).map_err(sqlite_error);
+            // By position, as the user's columns are read: the two after them.
+            let read = |at: usize| row.get::<_, i64>(at).map_err(sqlite_error);
             Ok(Some(SessionRow {
                 user: User::from_sqlite_row(row)?,
-                last_used_at: read("session_last_used_at")?,
-                expires_at: read("session_expires_at")?,
+                last_used_at: read(crate::users::column::COUNT)?,
+                expires_at: read(crate::users::column::COUNT + 1)?,
             }))
         })?);
     }

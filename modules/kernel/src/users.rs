@@ -95,84 +95,142 @@ impl User {
 
     /// One list of the columns for both drivers, so that they cannot read a user differently.
     fn read(row: &impl Columns) -> Result<User, sqlx::Error> {
+        use column::*;
         Ok(User {
-            id: row.int("id")?,
-            username: row.text("username")?,
-            email: row.text("email")?,
-            admin: row.flag("admin")?,
-            created_at: row.int("created_at")?,
-            first_name: row.optional_text("first_name")?,
-            last_name: row.optional_text("last_name")?,
-            bio: row.optional_text("bio")?,
-            location: row.optional_text("location")?,
-            birth_date: row.optional_text("birth_date")?,
-            timezone: row.text("timezone")?,
-            weekm: row.flag("weekm")?,
-            language: row.optional_text("language")?,
-            imperial_units: row.flag("imperial_units")?,
-            picture: row.flag("picture")?,
-            state: AccountState::parse(&row.text("state")?)?,
-            email_to_confirm: row.optional_text("email_to_confirm")?.filter(|_| {
-                row.optional_int("email_to_confirm_until")
+            id: row.int(ID)?,
+            username: row.text(USERNAME)?,
+            email: row.text(EMAIL)?,
+            admin: row.flag(ADMIN)?,
+            created_at: row.int(CREATED_AT)?,
+            first_name: row.optional_text(FIRST_NAME)?,
+            last_name: row.optional_text(LAST_NAME)?,
+            bio: row.optional_text(BIO)?,
+            location: row.optional_text(LOCATION)?,
+            birth_date: row.optional_text(BIRTH_DATE)?,
+            timezone: row.text(TIMEZONE)?,
+            weekm: row.flag(WEEKM)?,
+            language: row.optional_text(LANGUAGE)?,
+            imperial_units: row.flag(IMPERIAL_UNITS)?,
+            picture: row.flag(PICTURE)?,
+            state: AccountState::parse(&row.text(STATE)?)?,
+            email_to_confirm: row.optional_text(EMAIL_TO_CONFIRM)?.filter(|_| {
+                row.optional_int(EMAIL_TO_CONFIRM_UNTIL)
                     .ok()
                     .flatten()
                     .is_some_and(|until| until >= now())
             }),
-            date_format: row.text("date_format")?,
-            use_dark_mode: row.optional_flag("use_dark_mode")?,
+            date_format: row.text(DATE_FORMAT)?,
+            use_dark_mode: row.optional_flag(USE_DARK_MODE)?,
         })
     }
 }
 
-/// A row's columns by name, as [`User::read`] needs them, from either driver.
+/// A column of [`USER_COLUMNS`]: its position there and its name. sqlx's rows are read by
+/// name (they keep a map of their names); SQLite's own driver finds a name by comparing it with
+/// every column's, which for a user's twenty columns cost more than the lookup of the session
+/// check itself, so its rows are read by position: a query selects [`USER_COLUMNS`] first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Column(pub(crate) usize, pub(crate) &'static str);
+
+/// The columns of [`USER_COLUMNS`], in its order (tested).
+pub(crate) mod column {
+    use super::Column;
+    pub const ID: Column = Column(0, "id");
+    pub const USERNAME: Column = Column(1, "username");
+    pub const EMAIL: Column = Column(2, "email");
+    pub const ADMIN: Column = Column(3, "admin");
+    pub const CREATED_AT: Column = Column(4, "created_at");
+    pub const FIRST_NAME: Column = Column(5, "first_name");
+    pub const LAST_NAME: Column = Column(6, "last_name");
+    pub const BIO: Column = Column(7, "bio");
+    pub const LOCATION: Column = Column(8, "location");
+    pub const BIRTH_DATE: Column = Column(9, "birth_date");
+    pub const TIMEZONE: Column = Column(10, "timezone");
+    pub const WEEKM: Column = Column(11, "weekm");
+    pub const LANGUAGE: Column = Column(12, "language");
+    pub const IMPERIAL_UNITS: Column = Column(13, "imperial_units");
+    pub const PICTURE: Column = Column(14, "picture");
+    pub const STATE: Column = Column(15, "state");
+    pub const EMAIL_TO_CONFIRM: Column = Column(16, "email_to_confirm");
+    pub const EMAIL_TO_CONFIRM_UNTIL: Column = Column(17, "email_to_confirm_until");
+    pub const DATE_FORMAT: Column = Column(18, "date_format");
+    pub const USE_DARK_MODE: Column = Column(19, "use_dark_mode");
+    /// How many: the first column a query selects after the user's.
+    pub const COUNT: usize = 20;
+    #[cfg(test)]
+    pub const ALL: [Column; COUNT] = [
+        ID,
+        USERNAME,
+        EMAIL,
+        ADMIN,
+        CREATED_AT,
+        FIRST_NAME,
+        LAST_NAME,
+        BIO,
+        LOCATION,
+        BIRTH_DATE,
+        TIMEZONE,
+        WEEKM,
+        LANGUAGE,
+        IMPERIAL_UNITS,
+        PICTURE,
+        STATE,
+        EMAIL_TO_CONFIRM,
+        EMAIL_TO_CONFIRM_UNTIL,
+        DATE_FORMAT,
+        USE_DARK_MODE,
+    ];
+}
+
+/// A row's columns, as [`User::read`] needs them, from either driver.
 trait Columns {
-    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
-    fn optional_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
-    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
-    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
-    fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
-    fn optional_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error>;
+    fn int(&self, column: Column) -> Result<i64, sqlx::Error>;
+    fn optional_int(&self, column: Column) -> Result<Option<i64>, sqlx::Error>;
+    fn text(&self, column: Column) -> Result<String, sqlx::Error>;
+    fn optional_text(&self, column: Column) -> Result<Option<String>, sqlx::Error>;
+    fn flag(&self, column: Column) -> Result<bool, sqlx::Error>;
+    fn optional_flag(&self, column: Column) -> Result<Option<bool>, sqlx::Error>;
 }
 
 impl Columns for AnyRow {
-    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
-        self.try_get(column)
+    fn int(&self, column: Column) -> Result<i64, sqlx::Error> {
+        self.try_get(column.1)
     }
-    fn optional_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.try_get(column)
+    fn optional_int(&self, column: Column) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(column.1)
     }
-    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
-        self.try_get(column)
+    fn text(&self, column: Column) -> Result<String, sqlx::Error> {
+        self.try_get(column.1)
     }
-    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
-        self.try_get(column)
+    fn optional_text(&self, column: Column) -> Result<Option<String>, sqlx::Error> {
+        self.try_get(column.1)
     }
-    fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
-        get_bool(self, column)
+    fn flag(&self, column: Column) -> Result<bool, sqlx::Error> {
+        get_bool(self, column.1)
     }
-    fn optional_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error> {
-        get_optional_bool(self, column)
+    fn optional_flag(&self, column: Column) -> Result<Option<bool>, sqlx::Error> {
+        get_optional_bool(self, column.1)
     }
 }
 
 /// SQLite's booleans are `INTEGER` columns (docs/architecture.md, "Database").
 impl Columns for rusqlite::Row<'_> {
-    fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
-        self.get(column).map_err(crate::db::sqlite_error)
+    fn int(&self, column: Column) -> Result<i64, sqlx::Error> {
+        self.get(column.0).map_err(crate::db::sqlite_error)
     }
-    fn optional_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.get(column).map_err(crate::db::sqlite_error)
+    fn optional_int(&self, column: Column) -> Result<Option<i64>, sqlx::Error> {
+        self.get(column.0).map_err(crate::db::sqlite_error)
     }
-    fn text(&self, column: &str) -> Result<String, sqlx::Error> {
-        self.get(column).map_err(crate::db::sqlite_error)
+    fn text(&self, column: Column) -> Result<String, sqlx::Error> {
+        self.get(column.0).map_err(crate::db::sqlite_error)
     }
-    fn optional_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
-        self.get(column).map_err(crate::db::sqlite_error)
+    fn optional_text(&self, column: Column) -> Result<Option<String>, sqlx::Error> {
+        self.get(column.0).map_err(crate::db::sqlite_error)
     }
-    fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
+    fn flag(&self, column: Column) -> Result<bool, sqlx::Error> {
         Ok(self.int(column)? != 0)
     }
-    fn optional_flag(&self, column: &str) -> Result<Option<bool>, sqlx::Error> {
+    fn optional_flag(&self, column: Column) -> Result<Option<bool>, sqlx::Error> {
         Ok(self.optional_int(column)?.map(|v| v != 0))
     }
 }
@@ -1002,6 +1060,17 @@ mod tests {
                 .expect("rusqlite row")
                 .expect("rusqlite user");
             assert_eq!(by_sqlx, by_sqlite, "{name}");
+        }
+    }
+
+    /// SQLite's rows are read by position: the positions are those of `USER_COLUMNS`.
+    #[test]
+    fn the_column_positions_are_those_of_the_column_list() {
+        let listed: Vec<&str> = USER_COLUMNS.split(", ").collect();
+        assert_eq!(listed.len(), column::COUNT);
+        for (at, c) in column::ALL.iter().enumerate() {
+            assert_eq!(c.0, at, "{}", c.1);
+            assert_eq!(listed[at], format!("u.{}", c.1));
         }
     }
 
