@@ -536,6 +536,41 @@ each_backend! {
         app.login(&email("sam"), PASSWORD).await.assert_success(200, "successfully logged in");
     }
 
+    /// A narrowed token, even one that allows reads and writes, never adds, renames or
+    /// removes a passkey: only a token as minted manages credentials (the `Manage` guard).
+    /// It still reads the list.
+    async fn a_narrowed_token_cannot_manage_passkeys(backend) {
+        let mail = Mail::new();
+        let app = app_with(&backend, &mail, |f| f).await;
+        let token = app.register("sam").await;
+        let mut key = Authenticator::new("sam laptop");
+        let data = register(&app, &token, &mut key, "Laptop").await;
+        let id = data["passkey"]["id"].as_i64().expect("an id");
+        let path = format!("/api/auth/two-factor/passkeys/{id}");
+        const NOT_ALLOWED: &str = "this token does not allow this request";
+        for code in [r#"check if operation("read");"#, r#"check if operation("read") or operation("write");"#] {
+            let narrowed = crate::attenuation::narrow_code(&token, code);
+            app.post_auth("/api/auth/two-factor/passkeys/register", &narrowed, json!({"password": PASSWORD}))
+                .await
+                .assert_error(403, NOT_ALLOWED);
+            // A ceremony the full token started cannot be finished with the narrowed one.
+            let (options, ceremony) = start(&app, &token).await;
+            let mut other = Authenticator::new("sam phone");
+            finish(&app, &narrowed, &ceremony, "Phone", other.create(&options))
+                .await
+                .assert_error(403, NOT_ALLOWED);
+            app.send("PATCH", &path, Some(&narrowed), Some(&json!({"name": "Renamed"}).to_string()))
+                .await
+                .assert_error(403, NOT_ALLOWED);
+            app.send("DELETE", &path, Some(&narrowed), Some(&json!({"password": PASSWORD}).to_string()))
+                .await
+                .assert_error(403, NOT_ALLOWED);
+            let list = app.get("/api/auth/two-factor/passkeys", Some(&narrowed)).await;
+            ok(&list);
+            assert_eq!(names(&list), ["Laptop"], "nothing changed: {}", list.body);
+        }
+    }
+
     async fn passkeys_need_a_domain_name(backend) {
         // The default public_url, http://127.0.0.1:8000, names an IP address: WebAuthn has no
         // relying party for it.

@@ -33,8 +33,8 @@ const METHODS: [&str; 8] = [
 ];
 
 /// The document as assembled so far; complete once the server has ignited. Written out once
-/// as the server lifts off (or at the first request for it), which frees the assembled value (about 1 MiB of JSON nodes against
-/// 0.2 MiB of text: BENCHMARKS.md, memory).
+/// as the server lifts off (or at the first request for it), which frees the assembled value
+/// (about 1 MiB of JSON nodes against 0.2 MiB of text: BENCHMARKS.md, "What the run says").
 pub struct ApiDoc {
     assembled: Mutex<Value>,
     served: OnceLock<String>,

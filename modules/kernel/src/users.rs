@@ -371,11 +371,6 @@ impl User {
     pub fn object(&self, keys: UserKeys) -> UserObject<'_> {
         UserObject { user: self, keys }
     }
-
-    /// The user object with FitTrackee 0.5's keys only, as a JSON value.
-    pub fn to_json(&self) -> Value {
-        self.object(UserKeys::default()).to_value()
-    }
 }
 
 impl UserObject<'_> {
