@@ -119,10 +119,12 @@ pub async fn is_live(
     const SQL: &str = "SELECT 1 AS live FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.user_id = $2 AND s.expires_at >= $3 AND u.state = 'active'";
     if let Some(reader) = db.sqlite_reader() {
+        // Built once, as the guard's query is ([`sqlite_session_sql`]).
+        static SQLITE_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQLITE_SQL.get_or_init(|| by_session_index(SQL));
         return reader.read(|conn| {
             use rusqlite::OptionalExtension as _;
-            let sql = SQL.replace(" sessions s ", SQLITE_SESSION_BY_ID);
-            let mut statement = conn.prepare_cached(&sql).map_err(sqlite_error)?;
+            let mut statement = conn.prepare_cached(sql).map_err(sqlite_error)?;
             let live = statement
                 .query_row(rusqlite::params![session_id, user_id, now], |_| Ok(()))
                 .optional()
@@ -396,7 +398,12 @@ const SQLITE_SESSION_BY_ID: &str = " sessions s INDEXED BY sqlite_autoindex_sess
 /// The guard's query for SQLite's own driver (built once).
 fn sqlite_session_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| session_sql().replace(" sessions s ", SQLITE_SESSION_BY_ID))
+    SQL.get_or_init(|| by_session_index(session_sql()))
+}
+
+/// A query of `sessions s` for SQLite, naming the index of the session's key.
+fn by_session_index(sql: &str) -> String {
+    sql.replace(" sessions s ", SQLITE_SESSION_BY_ID)
 }
 
 /// The guard's query (built once). The account's state is written in, not bound: `users.state`
