@@ -203,12 +203,26 @@ pub async fn sleep(seconds: u64) {
     tokio::time::sleep(Duration::from_secs(seconds)).await;
 }
 
-/// A free TCP port on the loopback interface.
+/// A free TCP port on the loopback interface, never the same twice in one test process.
+///
+/// The port is released before the server that will use it binds it, so the OS may hand it
+/// out again meanwhile: two tests running side by side then got one port, the second server
+/// failed to bind, and its test talked to the first one's (an SMTP server that delivered one
+/// test's reset email to the other's mailbox: a token of another server, refused). Remembering
+/// the ports given out rules that out between the tests of a process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 mod app;

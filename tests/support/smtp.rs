@@ -118,9 +118,12 @@ impl SmtpServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd starts");
-        let server = SmtpServer { child, port, dir };
+        let mut server = SmtpServer { child, port, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("aiosmtpd exited ({status}) before listening on {port}");
+            }
             assert!(
                 Instant::now() < deadline,
                 "aiosmtpd did not listen on {port}"
