@@ -188,4 +188,33 @@ each_backend! {
         let document = off.get("/api/openapi.json", None).await.body;
         assert!(document["paths"]["/metrics"].is_null(), "not described when not mounted");
     }
+
+    /// The pool lends a connection used within the last second unpinged (db.rs,
+    /// `PING_AFTER_IDLE`); one idle longer is pinged first, so the connections a database
+    /// restart ended are replaced before a request sees them.
+    async fn connections_the_database_ended_are_replaced_unseen(backend) {
+        let app = TestApp::new(&backend).await;
+        let token = app.register("sam").await;
+        let profile = |reply: crate::helpers::Reply| {
+            assert_eq!(reply.status.code, 200, "{:?}", reply.body);
+            assert_eq!(reply.body["data"]["username"], "sam");
+        };
+        profile(app.profile(&token).await);
+        for _ in 0..2 {
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
+            if matches!(backend, crate::helpers::Backend::Postgres(_)) {
+                // As a restart does: every connection of the pool but the one asking ends.
+                app.sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .await;
+                tokio::time::sleep(Duration::from_millis(1_200)).await;
+            }
+            // Several at once, each on a connection of its own.
+            let replies = futures::future::join_all((0..4).map(|_| app.profile(&token))).await;
+            replies.into_iter().for_each(profile);
+            app.login("sam@example.com", PASSWORD).await.assert_success(200, "successfully logged in");
+        }
+    }
 }

@@ -186,4 +186,39 @@ each_backend! {
         app.login("bob@example.com", &almost).await.assert_error(401, "invalid credentials");
         app.login("bob@example.com", &long).await.assert_success(200, "successfully logged in");
     }
+
+    /// Requests checked together (on PostgreSQL the guard answers many in one query,
+    /// kernel/src/db.rs `Batched`) each get their own session's answer: every user their own
+    /// profile, and a session ended, expired or of a deactivated account refused, beside live
+    /// ones and beside the same token sent many times at once.
+    async fn sessions_checked_together_are_judged_each_on_its_own(backend) {
+        let app = TestApp::new(&backend).await;
+        let names = ["ann", "bob", "cat", "dan", "eve", "fay"];
+        let mut tokens = Vec::new();
+        for name in names {
+            tokens.push(app.register(name).await);
+        }
+        let (ended, expired, deactivated) = (&tokens[1], &tokens[3], &tokens[5]);
+        app.get("/api/auth/logout", Some(ended)).await.assert_success(200, "successfully logged out");
+        app.sql("UPDATE sessions SET expires_at = 0 WHERE user_id = (SELECT id FROM users WHERE username = 'dan')").await;
+        app.sql("UPDATE users SET state = 'deactivated' WHERE username = 'fay'").await;
+        for _ in 0..5 {
+            let asked: Vec<(usize, &String)> = (0..4).flat_map(|_| tokens.iter().enumerate()).collect();
+            let replies = futures::future::join_all(asked.iter().map(|(_, t)| app.profile(t))).await;
+            for ((i, token), reply) in asked.iter().zip(replies) {
+                if [ended, expired, deactivated].contains(token) {
+                    reply.assert_error(401, PROVIDE);
+                } else {
+                    assert_eq!(reply.status.code, 200, "{}: {:?}", names[*i], reply.body);
+                    assert_eq!(reply.body["data"]["username"], names[*i]);
+                }
+            }
+        }
+        // An ended session stays refused while the others go on.
+        let live = &tokens[0];
+        let replies = futures::future::join_all((0..16).map(|i| app.profile(if i % 2 == 0 { live } else { ended }))).await;
+        for (i, reply) in replies.into_iter().enumerate() {
+            assert_eq!(reply.status.code, if i % 2 == 0 { 200 } else { 401 }, "{:?}", reply.body);
+        }
+    }
 }

@@ -18,6 +18,10 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor as _, Row, Transaction};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/stride.db?mode=rwc";
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is lent (see
+/// [`DbPool`]'s `init`); a busier one is lent as it is.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/postgres");
 
@@ -79,9 +83,21 @@ impl rocket_db_pools::Pool for DbPool {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            // sqlx pings every connection it lends by default: on SQLite that is a second trip
-            // to the connection's thread for each query, and a local file cannot drop the line.
-            .test_before_acquire(!sqlite)
+            // sqlx pings every connection it lends by default: a second round trip for every
+            // query, which on PostgreSQL doubled the session check's cost (BENCHMARKS.md, "What
+            // the run says"), and on SQLite a second trip to the connection's thread. A server
+            // connection is pinged only after a pause ([`PING_AFTER_IDLE`]): one that has been
+            // used within the last second is alive, and one the server dropped since (a
+            // restart) is found by the ping and replaced, unseen by the query.
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                Box::pin(async move {
+                    if !sqlite && meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .min_connections(config.min_connections.unwrap_or(0))
             .acquire_timeout(Duration::from_secs(config.connect_timeout))
             .idle_timeout(config.idle_timeout.map(Duration::from_secs))
@@ -219,6 +235,88 @@ impl SqliteReader {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+    }
+}
+
+/// **Many requests' reads as one query (PostgreSQL).** Each request's own query to the server
+/// costs a round trip through a PostgreSQL process on the same cores, dearer than the lookup
+/// itself (BENCHMARKS.md, "What the run says"). Here a request asks and waits; a few runners
+/// take every question waiting, up to `most`, and answer them with one query.
+///
+/// Nothing is cached and nothing is read early: a runner takes a question after it was asked
+/// and sends its query after that, so the answer reflects every transaction committed before
+/// the question was asked, as the request's own query would (a session ended anywhere is
+/// refused on its next request). With one question waiting it is sent at once, alone. The
+/// queue is bounded: a request waits for room, and memory stays bounded under any load.
+pub struct Batched<Q, A> {
+    asks: flume::Sender<Asked<Q, A>>,
+}
+
+type Asked<Q, A> = (Q, tokio::sync::oneshot::Sender<Result<A, String>>);
+
+/// Questions that wait for a runner, at most, before a request waits for room.
+const BATCH_QUEUE: usize = 4096;
+
+impl<Q: Send + 'static, A: Send + 'static> Batched<Q, A> {
+    /// Starts `runners` tasks on the current runtime, each answering up to `most` questions
+    /// with one call of `run`, which returns one answer per question, in their order.
+    pub fn start<F, Fut>(runners: usize, most: usize, run: F) -> Batched<Q, A>
+    where
+        F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Vec<A>, sqlx::Error>> + Send + 'static,
+    {
+        let (asks, asked) = flume::bounded::<Asked<Q, A>>(BATCH_QUEUE);
+        let run = Arc::new(run);
+        for _ in 0..runners.max(1) {
+            let (asked, run) = (asked.clone(), Arc::clone(&run));
+            tokio::spawn(async move {
+                // Ends when the last sender is gone.
+                while let Ok(first) = asked.recv_async().await {
+                    let mut batch = vec![first];
+                    while batch.len() < most.max(1) {
+                        match asked.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let (questions, waiting): (Vec<Q>, Vec<_>) = batch.into_iter().unzip();
+                    let count = questions.len();
+                    match run(questions).await {
+                        Ok(answers) if answers.len() == count => {
+                            for (answer, to) in answers.into_iter().zip(waiting) {
+                                // A request that went away no longer waits: nothing to do.
+                                let _ = to.send(Ok(answer));
+                            }
+                        }
+                        outcome => {
+                            let error = match outcome {
+                                Err(e) => e.to_string(),
+                                Ok(answers) => {
+                                    format!("{} answers to {count} questions", answers.len())
+                                }
+                            };
+                            for to in waiting {
+                                let _ = to.send(Err(error.clone()));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        Batched { asks }
+    }
+
+    /// Asks one question and waits for its answer.
+    pub async fn ask(&self, question: Q) -> Result<A, sqlx::Error> {
+        let (to, answer) = tokio::sync::oneshot::channel();
+        self.asks
+            .send_async((question, to))
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        answer
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?
+            .map_err(sqlx::Error::Protocol)
     }
 }
 
@@ -438,7 +536,8 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::{
-        begin_write, sqlite_path, write_turn, SqliteReader, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS,
+        begin_write, sqlite_path, write_turn, Batched, SqliteReader, POSTGRES_MIGRATIONS,
+        SQLITE_MIGRATIONS,
     };
     use std::time::Duration;
 
@@ -599,6 +698,56 @@ mod tests {
         assert!(write.is_err(), "the reader wrote");
         reader.close();
         assert!(count().is_err(), "a closed reader read");
+    }
+
+    /// Questions waiting together go as one call, each gets its own answer, and one asked
+    /// while a call runs waits for the next call: an answer never predates its question.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batched_questions_get_their_own_answers_from_calls_made_after_them() {
+        use std::sync::{Arc, Mutex};
+        let calls: Arc<Mutex<Vec<Vec<u32>>>> = Arc::default();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (recorded, opened) = (Arc::clone(&calls), Arc::clone(&gate));
+        let batched = Arc::new(Batched::start(1, 8, move |questions: Vec<u32>| {
+            let (recorded, opened) = (Arc::clone(&recorded), Arc::clone(&opened));
+            async move {
+                recorded.lock().unwrap().push(questions.clone());
+                opened.acquire().await.expect("gate").forget();
+                match questions.first() {
+                    Some(13) => Err(sqlx::Error::Protocol("thirteen".into())),
+                    Some(99) => Ok(vec![]),
+                    _ => Ok(questions.iter().map(|q| q * 10).collect()),
+                }
+            }
+        }));
+        let ask = |q: u32| {
+            let batched = Arc::clone(&batched);
+            tokio::spawn(async move { batched.ask(q).await })
+        };
+        let first = ask(1);
+        while calls.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        // Asked while the first call runs: they wait, then go together, at most 8 at a time.
+        let waiting: Vec<_> = (2..=11).map(ask).collect();
+        while batched.asks.len() < 10 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(3);
+        assert_eq!(first.await.expect("task").expect("answer"), 10);
+        for (q, task) in (2..=11).zip(waiting) {
+            assert_eq!(task.await.expect("task").expect("answer"), q * 10);
+        }
+        assert_eq!(
+            *calls.lock().unwrap(),
+            vec![vec![1], (2..=9).collect::<Vec<_>>(), vec![10, 11]]
+        );
+        // A failed call, or one that answers the wrong number, fails each of its questions.
+        gate.add_permits(2);
+        let error = batched.ask(13).await.expect_err("a failed call");
+        assert!(error.to_string().contains("thirteen"), "{error}");
+        let error = batched.ask(99).await.expect_err("no answer");
+        assert!(error.to_string().contains("0 answers to 1"), "{error}");
     }
 
     #[test]

@@ -135,7 +135,8 @@ fn shield(figment: &rocket::figment::Figment) -> Shield {
 
 async fn prepare(rocket: Rocket<Build>) -> fairing::Result {
     match try_prepare(&rocket).await {
-        Ok((config, keys, passwords, mailer)) => Ok(rocket
+        Ok((config, keys, passwords, mailer, reads)) => Ok(rocket
+            .manage(reads)
             // The metrics route reads its own section, not the whole configuration.
             .manage(config.metrics.clone())
             .manage(config)
@@ -151,7 +152,7 @@ async fn prepare(rocket: Rocket<Build>) -> fairing::Result {
 
 async fn try_prepare(
     rocket: &Rocket<Build>,
-) -> Result<(Config, TokenKeys, Passwords, Mailer), String> {
+) -> Result<(Config, TokenKeys, Passwords, Mailer, auth::SessionReads), String> {
     let config = Config::from_figment(rocket.figment()).map_err(|e| e.to_string())?;
     let dir = templates::template_dir(rocket.figment()).map_err(|e| e.to_string())?;
     let renderer = templates::Renderer::load(&dir).map_err(|e| e.to_string())?;
@@ -180,7 +181,10 @@ async fn try_prepare(
         .await
         .map_err(|e| format!("instance settings: {e}"))?;
     let passwords = Passwords::new().await.map_err(|e| e.message.to_string())?;
-    Ok((config, keys, passwords, mailer))
+    let reads = auth::SessionReads::start(db)
+        .await
+        .map_err(|e| format!("database: {e}"))?;
+    Ok((config, keys, passwords, mailer, reads))
 }
 
 /// A module's fairing: `on` mounts the module when `modules.<name>` is on (the default), `off`
