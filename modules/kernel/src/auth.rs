@@ -340,7 +340,8 @@ struct SessionRow {
 /// The session's row and its user, in one query: only an active account's sessions work (a
 /// deactivated account's are also ended). Read on every request, never cached: a session
 /// ended on any instance is refused at once. On a SQLite file the read runs on this thread
-/// ([`crate::db::SqliteReader`]), elsewhere on the pool.
+/// ([`crate::db::SqliteReader`]), on PostgreSQL in a batch of the requests waiting
+/// ([`SessionReads`]), elsewhere (an in-memory SQLite) on the pool.
 async fn session_row(
     request: &Request<'_>,
     session_id: &str,
@@ -421,7 +422,6 @@ impl SessionReads {
         if crate::db::Backend::of(pool).await? != crate::db::Backend::Postgres {
             return Ok(SessionReads(None));
         }
-
         let pool = pool.clone();
         Ok(SessionReads(Some(crate::db::Batched::start(
             1,
