@@ -372,7 +372,7 @@ async fn session_row(
         })?);
     }
     if let Some(Some(batched)) = request.rocket().state::<SessionReads>().map(|r| &r.0) {
-        let asked = Asked {
+        let asked = SessionQuestion {
             session_id: session_id.to_owned(),
             user_id,
             now,
@@ -400,10 +400,10 @@ fn session_of(row: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
 
 /// The guard's reads on PostgreSQL, many requests' in one query ([`crate::db::Batched`]); none
 /// on SQLite, read in the process ([`crate::db::SqliteReader`]).
-pub struct SessionReads(Option<crate::db::Batched<Asked, Option<SessionRow>>>);
+pub struct SessionReads(Option<crate::db::Batched<SessionQuestion, Option<SessionRow>>>);
 
 /// What one request asks of the sessions: the guard's query's three values.
-pub struct Asked {
+pub struct SessionQuestion {
     session_id: String,
     user_id: i64,
     now: i64,
@@ -414,9 +414,8 @@ pub struct Asked {
 const SESSIONS_PER_QUERY: usize = 64;
 
 impl SessionReads {
-    /// Starts the runner on PostgreSQL: one, so that every question asked while a query runs
-    /// goes in the next. Measured on 2 cores at 16 and 64 connections (BENCHMARKS.md): one
-    /// runner served 13,000–23,000 profiles a second, two 9,000–17,000, four or eight fewer
+    /// Starts the batching on PostgreSQL, with one runner (`db::Batched`). Measured on 2 cores
+    /// at 16 and 64 connections (BENCHMARKS.md): one runner served 13,000–23,000 profiles a second, two 9,000–17,000, four or eight fewer
     /// still, and one query per request 7,700–9,400.
     pub async fn start(pool: &sqlx::AnyPool) -> Result<SessionReads, sqlx::Error> {
         if crate::db::Backend::of(pool).await? != crate::db::Backend::Postgres {
@@ -424,7 +423,6 @@ impl SessionReads {
         }
         let pool = pool.clone();
         Ok(SessionReads(Some(crate::db::Batched::start(
-            1,
             SESSIONS_PER_QUERY,
             move |asked| {
                 let pool = pool.clone();
@@ -456,7 +454,7 @@ fn batch_sql() -> &'static str {
 
 async fn sessions_of(
     pool: &sqlx::AnyPool,
-    asked: Vec<Asked>,
+    asked: Vec<SessionQuestion>,
 ) -> Result<Vec<Option<SessionRow>>, sqlx::Error> {
     let ids: Vec<&str> = asked.iter().map(|a| a.session_id.as_str()).collect();
     let ids = serde_json::to_string(&ids).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;

@@ -81,23 +81,27 @@ impl rocket_db_pools::Pool for DbPool {
                 max_connections = cap;
             }
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            // sqlx pings every connection it lends by default: a second round trip for every
-            // query, which on PostgreSQL doubled the session check's cost (BENCHMARKS.md, "What
-            // the run says"), and on SQLite a second trip to the connection's thread. A server
-            // connection is pinged only after a pause ([`PING_AFTER_IDLE`]): one that has been
-            // used within the last second is alive, and one the server dropped since (a
-            // restart) is found by the ping and replaced, unseen by the query.
-            .test_before_acquire(false)
-            .before_acquire(move |conn, meta| {
+        // sqlx pings every connection it lends by default: a second round trip for every
+        // query, which on PostgreSQL doubled the session check's cost (BENCHMARKS.md, "What the
+        // run says"), and on SQLite a second trip to the connection's thread for a local file
+        // that cannot drop the line. A server connection is pinged only after a pause
+        // ([`PING_AFTER_IDLE`]): one used within the last second is alive, and one the server
+        // dropped since (a restart) is found by the ping and replaced, unseen by the query.
+        let options = AnyPoolOptions::new().test_before_acquire(false);
+        let options = if sqlite {
+            options
+        } else {
+            options.before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if !sqlite && meta.idle_for >= PING_AFTER_IDLE {
+                    if meta.idle_for >= PING_AFTER_IDLE {
                         sqlx::Connection::ping(conn).await?;
                     }
                     Ok(true)
                 })
             })
+        };
+        let pool = options
+            .max_connections(max_connections)
             .min_connections(config.min_connections.unwrap_or(0))
             .acquire_timeout(Duration::from_secs(config.connect_timeout))
             .idle_timeout(config.idle_timeout.map(Duration::from_secs))
@@ -240,10 +244,11 @@ impl SqliteReader {
 
 /// **Many requests' reads as one query (PostgreSQL).** Each request's own query to the server
 /// costs a round trip through a PostgreSQL process on the same cores, dearer than the lookup
-/// itself (BENCHMARKS.md, "What the run says"). Here a request asks and waits; a few runners
-/// take every question waiting, up to `most`, and answer them with one query.
+/// itself (BENCHMARKS.md, "What the run says"). Here a request asks and waits; one runner
+/// takes every question waiting, up to `most`, and answers them with one query, so every
+/// question asked while a query runs goes in the next.
 ///
-/// Nothing is cached and nothing is read early: a runner takes a question after it was asked
+/// Nothing is cached and nothing is read early: the runner takes a question after it was asked
 /// and sends its query after that, so the answer reflects every transaction committed before
 /// the question was asked, as the request's own query would (a session ended anywhere is
 /// refused on its next request). With one question waiting it is sent at once, alone. The
@@ -254,55 +259,52 @@ pub struct Batched<Q, A> {
 
 type Asked<Q, A> = (Q, tokio::sync::oneshot::Sender<Result<A, String>>);
 
-/// Questions that wait for a runner, at most, before a request waits for room.
+/// Questions that wait for the runner, at most, before a request waits for room.
 const BATCH_QUEUE: usize = 4096;
 
 impl<Q: Send + 'static, A: Send + 'static> Batched<Q, A> {
-    /// Starts `runners` tasks on the current runtime, each answering up to `most` questions
-    /// with one call of `run`, which returns one answer per question, in their order.
-    pub fn start<F, Fut>(runners: usize, most: usize, run: F) -> Batched<Q, A>
+    /// Starts the runner on the current runtime, answering up to `most` questions with one
+    /// call of `run`, which returns one answer per question, in their order.
+    pub fn start<F, Fut>(most: usize, run: F) -> Batched<Q, A>
     where
-        F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
+        F: Fn(Vec<Q>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Vec<A>, sqlx::Error>> + Send + 'static,
     {
         let (asks, asked) = flume::bounded::<Asked<Q, A>>(BATCH_QUEUE);
-        let run = Arc::new(run);
-        for _ in 0..runners.max(1) {
-            let (asked, run) = (asked.clone(), Arc::clone(&run));
-            tokio::spawn(async move {
-                // Ends when the last sender is gone.
-                while let Ok(first) = asked.recv_async().await {
-                    let mut batch = vec![first];
-                    while batch.len() < most.max(1) {
-                        match asked.try_recv() {
-                            Ok(next) => batch.push(next),
-                            Err(_) => break,
+        let most = most.max(1);
+        tokio::spawn(async move {
+            // Ends when the last sender is gone.
+            while let Ok(first) = asked.recv_async().await {
+                let mut batch = vec![first];
+                while batch.len() < most {
+                    match asked.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (questions, waiting): (Vec<Q>, Vec<_>) = batch.into_iter().unzip();
+                let count = questions.len();
+                match run(questions).await {
+                    Ok(answers) if answers.len() == count => {
+                        for (answer, to) in answers.into_iter().zip(waiting) {
+                            // A request that went away no longer waits: nothing to do.
+                            let _ = to.send(Ok(answer));
                         }
                     }
-                    let (questions, waiting): (Vec<Q>, Vec<_>) = batch.into_iter().unzip();
-                    let count = questions.len();
-                    match run(questions).await {
-                        Ok(answers) if answers.len() == count => {
-                            for (answer, to) in answers.into_iter().zip(waiting) {
-                                // A request that went away no longer waits: nothing to do.
-                                let _ = to.send(Ok(answer));
+                    outcome => {
+                        let error = match outcome {
+                            Err(e) => e.to_string(),
+                            Ok(answers) => {
+                                format!("{} answers to {count} questions", answers.len())
                             }
-                        }
-                        outcome => {
-                            let error = match outcome {
-                                Err(e) => e.to_string(),
-                                Ok(answers) => {
-                                    format!("{} answers to {count} questions", answers.len())
-                                }
-                            };
-                            for to in waiting {
-                                let _ = to.send(Err(error.clone()));
-                            }
+                        };
+                        for to in waiting {
+                            let _ = to.send(Err(error.clone()));
                         }
                     }
                 }
-            });
-        }
+            }
+        });
         Batched { asks }
     }
 
@@ -708,7 +710,7 @@ mod tests {
         let calls: Arc<Mutex<Vec<Vec<u32>>>> = Arc::default();
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let (recorded, opened) = (Arc::clone(&calls), Arc::clone(&gate));
-        let batched = Arc::new(Batched::start(1, 8, move |questions: Vec<u32>| {
+        let batched = Arc::new(Batched::start(8, move |questions: Vec<u32>| {
             let (recorded, opened) = (Arc::clone(&recorded), Arc::clone(&opened));
             async move {
                 recorded.lock().unwrap().push(questions.clone());
