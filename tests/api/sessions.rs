@@ -221,4 +221,35 @@ each_backend! {
             assert_eq!(reply.status.code, if i % 2 == 0 { 200 } else { 401 }, "{:?}", reply.body);
         }
     }
+
+    /// The session check never waits for a connection of the shared pool: with every one of
+    /// them lent out (to a flood of logins, say), one of them inside a transaction that wrote
+    /// the session's row and has not committed, authenticated requests are still answered, from
+    /// what is committed; a logout, once the pool is free again, is refused at once. (The pool
+    /// gives up after `connect_timeout`, 1 s here: a check queued on it failed.)
+    async fn the_session_check_does_not_queue_for_the_shared_pool(backend) {
+        let app = TestApp::with(&backend, |f| {
+            f.merge(("databases.main.max_connections", 2)).merge(("databases.main.connect_timeout", 1))
+        })
+        .await;
+        let token = app.register("ann").await;
+        let other = app.register("bob").await;
+        let db = <kernel::Db as rocket_db_pools::Database>::fetch(app.client.rocket()).expect("database");
+        let mut writing = db.begin().await.expect("a transaction");
+        sqlx::query("UPDATE sessions SET last_used_at = last_used_at + 1").execute(&mut *writing).await.expect("an update");
+        let held = db.acquire().await.expect("the pool's second connection");
+        assert!(db.try_acquire().is_none(), "the pool has a third connection");
+        for round in 0..3 {
+            let replies = futures::future::join_all((0..8).map(|i| app.profile(if i % 2 == 0 { &token } else { &other }))).await;
+            for (i, reply) in replies.into_iter().enumerate() {
+                assert_eq!(reply.status.code, 200, "round {round}, request {i}: {:?}", reply.body);
+                assert_eq!(reply.body["data"]["username"], if i % 2 == 0 { "ann" } else { "bob" });
+            }
+        }
+        drop(held);
+        writing.rollback().await.expect("rollback");
+        app.get("/api/auth/logout", Some(&token)).await.assert_success(200, "successfully logged out");
+        app.profile(&token).await.assert_error(401, PROVIDE);
+        assert_eq!(app.profile(&other).await.status.code, 200);
+    }
 }

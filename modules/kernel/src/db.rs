@@ -242,6 +242,19 @@ impl SqliteReader {
     }
 }
 
+/// **A pool of its own on the same database**, with the shared pool's settings (its timeouts,
+/// its ping after a pause) and `connections` connections at most, opened when first needed.
+/// For reads that every request waits for (the session check): on the shared pool they queued
+/// behind whatever held its connections, and a flood of logins, each holding one through its
+/// transactions, made the profile's p99 wait for them (BENCHMARKS.md, "What the run says").
+pub fn own_pool(pool: &AnyPool, connections: u32) -> AnyPool {
+    pool.options()
+        .clone()
+        .max_connections(connections.max(1))
+        .min_connections(0)
+        .connect_lazy_with((*pool.connect_options()).clone())
+}
+
 /// **Many requests' reads as one query (PostgreSQL).** Each request's own query to the server
 /// costs a round trip through a PostgreSQL process on the same cores, dearer than the lookup
 /// itself (BENCHMARKS.md, "What the run says"). Here a request asks and waits; one runner
