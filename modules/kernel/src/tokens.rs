@@ -102,6 +102,11 @@ const NARROWED_MEMORY: u64 = 4 * 1024 * 1024;
 const NARROWED_EXPECTED: usize = 2_048;
 /// Narrowed tokens waiting for a judge, per judge, before a request waits for room.
 const JUDGE_QUEUE: usize = 64;
+/// The judges' CPU priority: on Linux nice 9 (thread-priority maps 23 of its 0–99 onto
+/// niceness), about a tenth of a core's share against a request's thread at nice 0 when both
+/// want it, all of it when nothing else does. Not `SCHED_IDLE`, as the password workers are: a
+/// narrowed token is an ordinary request's credential, and would wait for every other request.
+const JUDGE_PRIORITY: u8 = 23;
 /// Cookie tokens remembered as verified (about 150 bytes each). Each authenticated browser
 /// response of a new second carries a new one, which the browser sends until the next: the
 /// cache needs a few seconds of every active browser session, not hours of them (0.6 MiB at
@@ -447,6 +452,12 @@ type Judgement = Box<dyn FnOnce() + Send>;
 /// one is idle a moment after its caller resumed), and every new thread took an allocator
 /// arena of its own: 8 to 12 threads came and went under load, and their arenas stayed
 /// (BENCHMARKS.md, memory).
+///
+/// The judges run below normal priority ([`JUDGE_PRIORITY`]): a holder can send token after
+/// token that fails only after its signatures are checked, and the judges then keep both cores
+/// busy (4,000 refusals a second); at normal priority the other requests' p99 grew 5× on
+/// SQLite and 32× on PostgreSQL, whose processes waited for the cores (BENCHMARKS.md). A
+/// judgement that panics loses its own answer (refused), not its thread.
 struct Judges {
     queue: flume::Sender<Judgement>,
 }
@@ -460,9 +471,20 @@ impl Judges {
             std::thread::Builder::new()
                 .name(format!("stride-judge-{index}"))
                 .spawn(move || {
+                    let lowered = thread_priority::ThreadPriorityValue::try_from(JUDGE_PRIORITY)
+                        .map_err(|e| e.to_string())
+                        .and_then(|value| {
+                            thread_priority::set_current_thread_priority(
+                                thread_priority::ThreadPriority::Crossplatform(value),
+                            )
+                            .map_err(|e| e.to_string())
+                        });
+                    if let Err(e) = lowered {
+                        tracing::warn!(error = %e, "could not lower the token judges' CPU priority");
+                    }
                     // Ends when the keys, and with them the queue's sender, are gone.
                     while let Ok(judge) = judgements.recv() {
-                        judge();
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(judge));
                     }
                 })
                 .map_err(|e| Failure::new("starting the token judges", e))?;
