@@ -1100,11 +1100,11 @@ mod tests {
             let token = narrow(
                 &k,
                 &t,
-                r#"check if operation("read"); check if route("/api/auth/profile");"#,
+                r#"check if operation("read"); check if route("/api/things");"#,
             );
-            assert!(judge(&k, &token, "read", "/api/auth/profile").await.is_ok());
+            assert!(judge(&k, &token, "read", "/api/things").await.is_ok());
             assert_eq!(
-                judge(&k, &token, "write", "/api/auth/profile").await,
+                judge(&k, &token, "write", "/api/things").await,
                 Err(Rejection::Forbidden)
             );
             let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
