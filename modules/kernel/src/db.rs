@@ -744,7 +744,15 @@ mod tests {
             tokio::task::yield_now().await;
         }
         // Asked while the first call runs: they wait, then go together, at most 8 at a time.
-        let waiting: Vec<_> = (2..=11).map(ask).collect();
+        // Each is queued before the next is asked: tasks spawned together on two workers may
+        // reach the queue in any order.
+        let mut waiting = Vec::new();
+        for (queued, q) in (2..=11).enumerate() {
+            waiting.push(ask(q));
+            while batched.asks.len() <= queued {
+                tokio::task::yield_now().await;
+            }
+        }
         while batched.asks.len() < 10 {
             tokio::task::yield_now().await;
         }
