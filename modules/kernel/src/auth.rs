@@ -633,7 +633,10 @@ async fn by_bearer<A: Access>(
         };
         keys.authorize(narrowed, &facts).await.map_err(rejected)?;
     }
-    if !A::ENDS {
+    if A::ENDS {
+        // The session ends: its token need not take room among the verified ones.
+        keys.forget(token);
+    } else {
         touch(request, &found, &claims.session_id, now).await?;
     }
     Ok(AuthUser {

@@ -110,13 +110,14 @@ impl rocket_db_pools::Pool for DbPool {
                     if conn.backend_name() == "SQLite" {
                         // WAL: readers never wait on the writer; NORMAL sync is durable across
                         // process crashes in WAL mode. The busy timeout queues writers instead
-                        // of failing them. Each connection keeps its own page cache: 1 MiB
+                        // of failing them. Each connection keeps its own page cache: 512 KiB
                         // rather than SQLite's 2 MiB, as the operating system caches the file
-                        // for all of them (BENCHMARKS.md, RSS).
+                        // for all of them, and the hottest read (the session check) has the
+                        // reader's connections (BENCHMARKS.md, "memory").
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
                              PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                             PRAGMA cache_size = -1024;",
+                             PRAGMA cache_size = -512;",
                         )
                         .await?;
                     }

@@ -4,8 +4,9 @@
 //! (`SCHED_IDLE` on Linux), fed through a bounded queue:
 //! - a login storm queues hashes instead of spawning threads, and uses every core that nothing
 //!   else wants, while cheap requests pre-empt it (the login-flood figures in BENCHMARKS.md);
-//! - argon2's memory (9 MiB) stays with those few threads; on tokio's blocking pool every new
-//!   thread kept one of its own, and a flood grew the process to hundreds of MiB.
+//! - argon2's memory (7 MiB) stays with those few threads while hashes come, and goes back to
+//!   the system once a worker has had none for [`KEEP_MEMORY_IDLE`]; on tokio's blocking pool
+//!   every new thread kept one of its own, and a flood grew the process to hundreds of MiB.
 //!
 //! Verifying for an unknown account runs against a dummy hash, so the answer takes the same time
 //! whether the account exists or not.
@@ -13,7 +14,9 @@
 use std::cell::RefCell;
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -38,6 +41,10 @@ const SALT_LEN: usize = 16;
 
 /// Jobs waiting for a worker, per worker, before callers wait to queue theirs.
 const QUEUE_PER_WORKER: usize = 64;
+/// How long a worker keeps its argon2 memory with no job to run. Logins in a burst reuse it; a
+/// server between bursts does not hold 7 MiB per core for nothing (BENCHMARKS.md, "memory").
+/// Made again, it is one allocation of a few microseconds, against a hash of about 15 ms.
+pub const KEEP_MEMORY_IDLE: Duration = Duration::from_secs(2);
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -100,6 +107,8 @@ pub struct Passwords {
     queue: flume::Sender<Job>,
     /// A real hash of a random password, for unknown accounts.
     dummy: Arc<str>,
+    /// Bytes of argon2 memory the workers hold now.
+    held: Arc<AtomicUsize>,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -109,9 +118,25 @@ fn argon2() -> Argon2<'static> {
 }
 
 thread_local! {
-    /// A worker's argon2 memory, made on its first hash and kept: the crate's own allocation on
-    /// every hash left glibc's per-thread arenas holding three times the memory (measured).
+    /// A worker's argon2 memory, made on its first hash and kept while hashes come: the crate's
+    /// own allocation on every hash left glibc's per-thread arenas holding three times the
+    /// memory (measured). Dropped after [`KEEP_MEMORY_IDLE`] without a job: one block that large
+    /// is its own mapping, which goes back to the system whole.
     static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+    /// The bytes of [`MEMORY`] this worker last counted in its pool's `held`.
+    static COUNTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Brings `held` up to date with this worker's memory: before a job answers, so that whoever
+/// got the answer sees the count of it.
+fn count_memory(held: &AtomicUsize) {
+    let now = MEMORY.with_borrow(|m| std::mem::size_of_val(&m[..]));
+    let counted = COUNTED.replace(now);
+    if now > counted {
+        held.fetch_add(now - counted, Ordering::Relaxed);
+    } else {
+        held.fetch_sub(counted - now, Ordering::Relaxed);
+    }
 }
 
 /// Runs argon2 for `password` and `salt` with this thread's memory, grown when `params` need
@@ -199,12 +224,25 @@ fn lower_priority() -> Result<(), thread_priority::Error> {
     }
 }
 
-/// One worker: lowers its own priority, then runs jobs until every sender is gone.
-fn work(jobs: flume::Receiver<Job>) {
+/// One worker: lowers its own priority, then runs jobs until every sender is gone, and lets its
+/// argon2 memory go when `idle` passes without one (counted in `held`).
+fn work(jobs: flume::Receiver<Job>, idle: Duration, held: Arc<AtomicUsize>) {
     if let Err(e) = lower_priority() {
         tracing::warn!(error = %e, "could not lower the password workers' CPU priority");
     }
-    while let Ok(job) = jobs.recv() {
+    loop {
+        let job = match jobs.recv_timeout(idle) {
+            Ok(job) => job,
+            Err(flume::RecvTimeoutError::Timeout) => {
+                MEMORY.with_borrow_mut(|m| *m = Vec::new());
+                count_memory(&held);
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            }
+            Err(flume::RecvTimeoutError::Disconnected) => return,
+        };
         // A job that panics loses its own answer (its caller gets a 500), not the worker.
         let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
     }
@@ -214,18 +252,25 @@ impl Passwords {
     /// Starts one worker per core (more concurrent hashes only add memory and latency) and
     /// makes the dummy hash on them.
     pub async fn new() -> Result<Passwords, ApiError> {
+        Passwords::with_idle(KEEP_MEMORY_IDLE).await
+    }
+
+    /// [`Passwords::new`] with workers that keep their memory for `idle` without a job.
+    pub async fn with_idle(idle: Duration) -> Result<Passwords, ApiError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (queue, jobs) = flume::bounded(cores * QUEUE_PER_WORKER);
+        let held = Arc::new(AtomicUsize::new(0));
         for i in 0..cores {
-            let jobs = jobs.clone();
+            let (jobs, held) = (jobs.clone(), Arc::clone(&held));
             std::thread::Builder::new()
                 .name(format!("stride-passwords-{i}"))
-                .spawn(move || work(jobs))
+                .spawn(move || work(jobs, idle, held))
                 .map_err(|e| ApiError::internal("starting the password workers", e))?;
         }
         let mut passwords = Passwords {
             queue,
             dummy: Arc::from(""),
+            held,
         };
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|e| ApiError::internal("no OS randomness", e))?;
@@ -237,14 +282,23 @@ impl Passwords {
         Ok(passwords)
     }
 
+    /// Bytes of argon2 memory the workers hold now: 7 MiB for each that hashed within
+    /// [`KEEP_MEMORY_IDLE`], none once they are all idle.
+    pub fn memory_held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
     /// Runs `work` on a password worker and waits for its answer.
     async fn on_workers<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
+        let held = Arc::clone(&self.held);
         let job: Job = Box::new(move || {
-            let _ = answer.send(work());
+            let out = work();
+            count_memory(&held);
+            let _ = answer.send(out);
         });
         self.queue
             .send_async(job)
@@ -379,6 +433,52 @@ mod tests {
             .verify("x".into(), Some("not a hash".into()))
             .await
             .expect("verify"));
+    }
+
+    /// A worker keeps its memory between hashes and gives it back after `idle` without one,
+    /// and makes it again for the next hash; memory grown for larger parameters goes too.
+    #[tokio::test]
+    async fn workers_let_their_memory_go_when_idle() {
+        let idle = Duration::from_millis(300);
+        let passwords = Passwords::with_idle(idle).await.expect("hasher");
+        let ours = MEMORY_KIB as usize * 1024;
+        // The dummy hash was made on one worker at start.
+        assert_eq!(passwords.memory_held(), ours);
+        let wait_idle = || async {
+            let deadline = std::time::Instant::now() + idle * 20;
+            while passwords.memory_held() != 0 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(idle / 4).await;
+            }
+        };
+        wait_idle().await;
+        assert_eq!(passwords.memory_held(), 0, "an idle worker kept its memory");
+
+        let hash = passwords.hash("correct horse".into()).await.expect("hash");
+        assert_eq!(passwords.memory_held(), ours);
+        wait_idle().await;
+        assert_eq!(passwords.memory_held(), 0);
+        // After the release, the next verification makes the memory again and still matches.
+        assert!(passwords
+            .verify("correct horse".into(), Some(hash))
+            .await
+            .expect("verify"));
+        assert_eq!(passwords.memory_held(), ours);
+
+        // A hash of an earlier version's parameters (19 MiB) grows the memory, which goes too.
+        use argon2::password_hash::PasswordHasher as _;
+        let params = Params::new(19 * 1024, 2, 1, None).expect("params");
+        let earlier = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string();
+        assert!(passwords
+            .verify("correct horse".into(), Some(earlier))
+            .await
+            .expect("verify"));
+        let held = passwords.memory_held();
+        assert!(held >= 19 * 1024 * 1024, "{held}");
+        wait_idle().await;
+        assert_eq!(passwords.memory_held(), 0);
     }
 
     /// Hashes stored by earlier versions (the crate's own API, 19 MiB × 2) still verify, and

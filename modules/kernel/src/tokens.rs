@@ -379,6 +379,15 @@ impl TokenKeys {
         mac.finalize().into_bytes().into()
     }
 
+    /// Forgets that `token` was verified, as its session ends (a logout): the cache keeps room
+    /// for the tokens still in use. Only memory: a forgotten token that comes again is checked
+    /// in full, and its ended session refuses it anyway.
+    pub fn forget(&self, token: &str) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.verified.remove(&digest);
+        self.narrowed.remove(&digest);
+    }
+
     /// Checks a token's size, signatures and authority block, and vets what its holder
     /// appended; runs no holder-written Datalog. A plain token is judged here (once: then it is
     /// remembered); a narrowed one is judged on the blocking pool.
@@ -1047,6 +1056,30 @@ mod tests {
             Err(Rejection::Invalid)
         );
         assert_eq!(k.verified.len(), 1);
+    }
+
+    /// A token forgotten (its session ended) leaves the caches, others stay, and it is
+    /// checked in full if it comes again.
+    #[tokio::test]
+    async fn a_forgotten_token_leaves_the_caches() {
+        let k = keys();
+        let (a, b) = (
+            k.mint(7, "a", in_secs(60)).expect("mint"),
+            k.mint(8, "b", in_secs(60)).expect("mint"),
+        );
+        let narrowed = narrow(&k, &a, r#"check if operation("read");"#);
+        for t in [&a, &b, &narrowed] {
+            assert!(judge(&k, t, "read", "/").await.is_ok());
+        }
+        assert_eq!((k.verified.len(), k.narrowed.len()), (2, 1));
+        k.forget(&a);
+        k.forget(&narrowed);
+        k.forget("not-a-token");
+        assert_eq!((k.verified.len(), k.narrowed.len()), (1, 0));
+        let kept: [u8; 32] = Sha256::digest(b.as_bytes()).into();
+        assert!(k.verified.get(&kept).is_some());
+        assert_eq!(judge(&k, &a, "read", "/").await.map(|c| c.user_id), Ok(7));
+        assert_eq!(k.verified.len(), 2);
     }
 
     /// The narrowed tokens remembered are bounded by their memory, not their number: one
