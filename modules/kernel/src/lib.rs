@@ -34,6 +34,7 @@ pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod validate;
+mod workers;
 
 use rocket::fairing::{self, AdHoc};
 use rocket::shield::{Frame, Hsts, Referrer, Shield};

@@ -13,20 +13,19 @@
 
 use std::cell::RefCell;
 use std::net::IpAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use thread_priority::ThreadPriority;
 
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::throttle::{self, ThrottleConfig, Verdict};
 use crate::users;
 use crate::validate::{Password, PasswordProblem};
+use crate::workers::{Priority, WhenIdle, Workers};
 
 /// argon2id with the leanest of OWASP's equivalent parameter sets (Password Storage Cheat
 /// Sheet: 46 MiB × 1 pass, 19 × 2, 12 × 3, 9 × 4, 7 × 5, one lane): 7 MiB, 5 passes, the same
@@ -45,8 +44,6 @@ const QUEUE_PER_WORKER: usize = 64;
 /// server between bursts does not hold 7 MiB per core for nothing (BENCHMARKS.md, "memory").
 /// Made again, it is one allocation of a few microseconds, against a hash of about 15 ms.
 pub const KEEP_MEMORY_IDLE: Duration = Duration::from_secs(2);
-
-type Job = Box<dyn FnOnce() + Send>;
 
 /// How a credentials check ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +101,7 @@ impl Credentials {
 }
 
 pub struct Passwords {
-    queue: flume::Sender<Job>,
+    workers: Workers,
     /// A real hash of a random password, for unknown accounts.
     dummy: Arc<str>,
     /// Bytes of argon2 memory the workers hold now.
@@ -202,52 +199,6 @@ fn verify_blocking(password: &[u8], stored: &str) -> bool {
     Output::new(&out).is_ok_and(|computed| &computed == expected)
 }
 
-/// The lowest CPU priority there is: on Linux the `SCHED_IDLE` policy, which any waking request
-/// pre-empts (under a login flood the profile's p99 grew 1.5× with it, 2.3× at nice 19, in one
-/// measurement on PostgreSQL); elsewhere the lowest nice value.
-fn lower_priority() -> Result<(), thread_priority::Error> {
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::unix::{
-            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
-            ThreadSchedulePolicy,
-        };
-        set_thread_priority_and_policy(
-            thread_native_id(),
-            ThreadPriority::Min,
-            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-        )
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        thread_priority::set_current_thread_priority(ThreadPriority::Min)
-    }
-}
-
-/// One worker: lowers its own priority, then runs jobs until every sender is gone, and lets its
-/// argon2 memory go when `idle` passes without one (counted in `held`).
-fn work(jobs: flume::Receiver<Job>, idle: Duration, held: Arc<AtomicUsize>) {
-    if let Err(e) = lower_priority() {
-        tracing::warn!(error = %e, "could not lower the password workers' CPU priority");
-    }
-    loop {
-        let job = match jobs.recv_timeout(idle) {
-            Ok(job) => job,
-            Err(flume::RecvTimeoutError::Timeout) => {
-                MEMORY.with_borrow_mut(|m| *m = Vec::new());
-                count_memory(&held);
-                match jobs.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
-                }
-            }
-            Err(flume::RecvTimeoutError::Disconnected) => return,
-        };
-        // A job that panics loses its own answer (its caller gets a 500), not the worker.
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
-    }
-}
-
 impl Passwords {
     /// Starts one worker per core (more concurrent hashes only add memory and latency) and
     /// makes the dummy hash on them.
@@ -257,18 +208,26 @@ impl Passwords {
 
     /// [`Passwords::new`] with workers that keep their memory for `idle` without a job.
     pub async fn with_idle(idle: Duration) -> Result<Passwords, ApiError> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (queue, jobs) = flume::bounded(cores * QUEUE_PER_WORKER);
         let held = Arc::new(AtomicUsize::new(0));
-        for i in 0..cores {
-            let (jobs, held) = (jobs.clone(), Arc::clone(&held));
-            std::thread::Builder::new()
-                .name(format!("stride-passwords-{i}"))
-                .spawn(move || work(jobs, idle, held))
-                .map_err(|e| ApiError::internal("starting the password workers", e))?;
-        }
+        let counted = Arc::clone(&held);
+        let release = WhenIdle {
+            after: idle,
+            run: Arc::new(move || {
+                MEMORY.with_borrow_mut(|m| *m = Vec::new());
+                count_memory(&counted);
+            }),
+        };
+        // The lowest priority there is (SCHED_IDLE on Linux): under a login flood the
+        // profile's p99 grew 1.5× with it, 2.3× at nice 19, in one measurement on PostgreSQL.
+        let workers = Workers::start(
+            "stride-passwords",
+            QUEUE_PER_WORKER,
+            Priority::Idle,
+            Some(release),
+        )
+        .map_err(|e| ApiError::internal("starting the password workers", e))?;
         let mut passwords = Passwords {
-            queue,
+            workers,
             dummy: Arc::from(""),
             held,
         };
@@ -293,20 +252,16 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let (answer, answered) = tokio::sync::oneshot::channel();
         let held = Arc::clone(&self.held);
-        let job: Job = Box::new(move || {
-            let out = work();
-            count_memory(&held);
-            let _ = answer.send(out);
-        });
-        self.queue
-            .send_async(job)
+        self.workers
+            .run(move || {
+                let out = work();
+                // Before the answer goes: whoever gets it sees the memory counted.
+                count_memory(&held);
+                out
+            })
             .await
-            .map_err(|e| ApiError::internal("password workers", e))?;
-        answered
-            .await
-            .map_err(|e| ApiError::internal("password worker", e))
+            .map_err(|_| ApiError::internal("password workers", "the job was not done"))
     }
 
     /// Hashes a new password into a PHC string.

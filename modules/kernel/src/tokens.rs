@@ -53,6 +53,7 @@ use sqlx::{AnyConnection, Row};
 use subtle::ConstantTimeEq;
 
 use crate::error::Failure;
+use crate::workers::{Priority, Workers};
 
 /// The longest token judged at all: a plain session token is 272 characters and one narrowing
 /// block adds about 200; anything past this is refused before it is decoded.
@@ -455,52 +456,28 @@ impl TokenKeys {
     }
 }
 
-type Judgement = Box<dyn FnOnce() + Send>;
-
-/// **The threads that judge narrowed tokens**, one per core, fed through a bounded queue:
-/// parsing a token and running its checks takes microseconds to a millisecond, too long for an
-/// async worker. On tokio's blocking pool each judgement could start a new thread (a finished
-/// one is idle a moment after its caller resumed), and every new thread took an allocator
-/// arena of its own: 8 to 12 threads came and went under load, and their arenas stayed
-/// (BENCHMARKS.md, memory).
+/// **The threads that judge narrowed tokens** ([`crate::workers`], one per core): parsing a
+/// token and running its checks takes microseconds to a millisecond, too long for an async
+/// worker, and on tokio's blocking pool 8 to 12 threads came and went under load, each leaving
+/// an allocator arena (BENCHMARKS.md, memory).
 ///
 /// The judges run below normal priority ([`JUDGE_PRIORITY`]): a holder can send token after
 /// token that fails only after its signatures are checked, and the judges then keep both cores
 /// busy (4,000 refusals a second); at normal priority the other requests' p99 grew 5× on
 /// SQLite and 32× on PostgreSQL, whose processes waited for the cores (BENCHMARKS.md). A
 /// judgement that panics loses its own answer (refused), not its thread.
-struct Judges {
-    queue: flume::Sender<Judgement>,
-}
+struct Judges(Workers);
 
 impl Judges {
     fn start() -> Result<Judges, Failure> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (queue, judgements) = flume::bounded::<Judgement>(JUDGE_QUEUE * cores);
-        for index in 0..cores {
-            let judgements = judgements.clone();
-            std::thread::Builder::new()
-                .name(format!("stride-judge-{index}"))
-                .spawn(move || {
-                    let lowered = thread_priority::ThreadPriorityValue::try_from(JUDGE_PRIORITY)
-                        .map_err(|e| e.to_string())
-                        .and_then(|value| {
-                            thread_priority::set_current_thread_priority(
-                                thread_priority::ThreadPriority::Crossplatform(value),
-                            )
-                            .map_err(|e| e.to_string())
-                        });
-                    if let Err(e) = lowered {
-                        tracing::warn!(error = %e, "could not lower the token judges' CPU priority");
-                    }
-                    // Ends when the keys, and with them the queue's sender, are gone.
-                    while let Ok(judge) = judgements.recv() {
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(judge));
-                    }
-                })
-                .map_err(|e| Failure::new("starting the token judges", e))?;
-        }
-        Ok(Judges { queue })
+        Workers::start(
+            "stride-judge",
+            JUDGE_QUEUE,
+            Priority::Lowered(JUDGE_PRIORITY),
+            None,
+        )
+        .map(Judges)
+        .map_err(|e| Failure::new("starting the token judges", e))
     }
 
     /// Runs `work` on a judge's thread; waits for room in the queue, then for the outcome.
@@ -508,17 +485,8 @@ impl Judges {
         &self,
         work: impl FnOnce() -> Result<T, Rejection> + Send + 'static,
     ) -> Result<T, Rejection> {
-        let (outcome, received) = tokio::sync::oneshot::channel();
-        let judgement: Judgement = Box::new(move || {
-            // A caller that went away no longer waits: nothing to do.
-            let _ = outcome.send(work());
-        });
-        self.queue
-            .send_async(judgement)
-            .await
-            .map_err(|_| Rejection::Invalid)?;
-        // A judgement that panicked dropped its sender: refused, not a failure of the server.
-        received.await.unwrap_or(Err(Rejection::Invalid))
+        // A judgement that panicked (or judges gone): refused, not a failure of the server.
+        self.0.run(work).await.unwrap_or(Err(Rejection::Invalid))
     }
 }
 
