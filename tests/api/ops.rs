@@ -127,6 +127,50 @@ each_backend! {
         assert_eq!(sample(&after, login_latency) - sample(&before, login_latency), 3.0, "{after}");
     }
 
+    /// Every connection the instance opens belongs to one of its pools, is counted in the
+    /// metrics and is closed at shutdown: on PostgreSQL the session check's pool of its own
+    /// too (`DbPool::own_pool`), which the shutdown once left open.
+    async fn every_connection_is_counted_and_closed_at_shutdown(backend) {
+        let app = TestApp::with(&backend, |f| {
+            f.merge(("metrics.token", METRICS_TOKEN)).merge(("databases.main.max_connections", 3))
+        })
+        .await;
+        let token = app.register("ann").await;
+        assert_eq!(app.profile(&token).await.status.code, 200);
+        let bearer = format!("Bearer {METRICS_TOKEN}");
+        let metrics = scrape(&app, &[("Authorization", bearer.as_str())]).await;
+        let postgres = matches!(backend, crate::helpers::Backend::Postgres(_));
+        let own = if postgres { 1.0 } else { 0.0 };
+        assert_eq!(sample(&metrics, "stride_db_pool_max_connections"), 3.0 + own, "{metrics}");
+        let db = <kernel::Db as rocket_db_pools::Database>::fetch(app.client.rocket()).expect("database");
+        let (open, _, most) = db.connections();
+        assert_eq!(f64::from(most), 3.0 + own);
+        assert!(open > u32::from(postgres), "{open} connections open");
+
+        db.close_when_stopped().await;
+        assert_eq!(db.connections().0, 0, "a connection is still open");
+        if postgres {
+            // The server agrees: no connection to this test's database is left but ours.
+            use sqlx::Connection as _;
+            let mut ours = sqlx::PgConnection::connect(&app.db.url).await.expect("a connection");
+            let mut left = -1;
+            for _ in 0..50 {
+                left = sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .fetch_one(&mut ours)
+                .await
+                .expect("a count");
+                if left == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(left, 0, "connections to the database left open");
+        }
+    }
+
     // Scraped without a token, as the default configuration serves them to anyone, the
     // metrics move alike for a reset request of an address with an account and of one
     // without: the series that would tell (emails, the outbox, the pool) are not there.

@@ -418,14 +418,14 @@ impl SessionReads {
     /// at 16 and 64 connections (BENCHMARKS.md): one runner served 13,000–23,000 profiles a second, two 9,000–17,000, four or eight fewer
     /// still, and one query per request 7,700–9,400.
     ///
-    /// The runner queries on a connection of its own ([`crate::db::own_pool`]), never waiting
-    /// for one of the shared pool's: a session check does not queue behind other requests'
-    /// transactions.
-    pub async fn start(pool: &sqlx::AnyPool) -> Result<SessionReads, sqlx::Error> {
-        if crate::db::Backend::of(pool).await? != crate::db::Backend::Postgres {
+    /// The runner queries on a connection of its own ([`crate::db::DbPool::own_pool`]), never
+    /// waiting for one of the shared pool's: a session check does not queue behind other
+    /// requests' transactions.
+    pub async fn start(db: &crate::db::DbPool) -> Result<SessionReads, sqlx::Error> {
+        if crate::db::Backend::of(db).await? != crate::db::Backend::Postgres {
             return Ok(SessionReads(None));
         }
-        let pool = crate::db::own_pool(pool, 1);
+        let pool = db.own_pool(1);
         Ok(SessionReads(Some(crate::db::Batched::start(
             SESSIONS_PER_QUERY,
             move |asked| {

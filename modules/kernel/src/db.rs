@@ -34,6 +34,9 @@ pub struct DbPool {
     pool: AnyPool,
     /// On a SQLite file: the session check's reads without thread hand-offs.
     reader: Option<SqliteReader>,
+    /// Pools of their own for work that must not queue for the shared one
+    /// ([`DbPool::own_pool`]): closed with it, counted in its metrics.
+    own: std::sync::Mutex<Vec<AnyPool>>,
 }
 
 impl std::ops::Deref for DbPool {
@@ -128,7 +131,11 @@ impl rocket_db_pools::Pool for DbPool {
             .await
             .map_err(rocket_db_pools::Error::Init)?;
         let reader = sqlite_path(&config.url).map(SqliteReader::new);
-        Ok(DbPool { pool, reader })
+        Ok(DbPool {
+            pool,
+            reader,
+            own: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     async fn get(&self) -> Result<Self::Connection, Self::Error> {
@@ -150,7 +157,56 @@ impl DbPool {
         if let Some(reader) = &self.reader {
             reader.close();
         }
+        for pool in self.own_pools() {
+            pool.close().await;
+        }
         self.pool.close().await;
+    }
+
+    /// **A pool of its own on the same database**, with the shared pool's settings (its
+    /// timeouts, its ping after a pause) and `connections` connections at most (at least one),
+    /// opened when first needed. For reads that every request waits for (the session check's
+    /// batches on PostgreSQL: `auth::SessionReads`): on the shared pool they queued behind
+    /// whatever held its connections, and a flood of logins, each holding one through its
+    /// transactions, made the profile's p99 wait for them (BENCHMARKS.md, "What the run
+    /// says"). It is closed with the shared pool and counted in [`DbPool::connections`].
+    pub fn own_pool(&self, connections: u32) -> AnyPool {
+        let pool = self
+            .pool
+            .options()
+            .clone()
+            .max_connections(connections.max(1))
+            .min_connections(0)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        self.own
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(pool.clone());
+        pool
+    }
+
+    fn own_pools(&self) -> Vec<AnyPool> {
+        self.own
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// This instance's database connections, its own pools' included: (open, idle, most).
+    pub fn connections(&self) -> (u32, usize, u32) {
+        let mut counted = (
+            self.pool.size(),
+            self.pool.num_idle(),
+            self.pool.options().get_max_connections(),
+        );
+        for pool in self.own_pools() {
+            counted.0 = counted.0.saturating_add(pool.size());
+            counted.1 = counted.1.saturating_add(pool.num_idle());
+            counted.2 = counted
+                .2
+                .saturating_add(pool.options().get_max_connections());
+        }
+        counted
     }
 
     /// The synchronous reader of a SQLite file; none on PostgreSQL or an in-memory database.
@@ -241,19 +297,6 @@ impl SqliteReader {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
     }
-}
-
-/// **A pool of its own on the same database**, with the shared pool's settings (its timeouts,
-/// its ping after a pause) and `connections` connections at most, opened when first needed.
-/// For reads that every request waits for (the session check): on the shared pool they queued
-/// behind whatever held its connections, and a flood of logins, each holding one through its
-/// transactions, made the profile's p99 wait for them (BENCHMARKS.md, "What the run says").
-pub fn own_pool(pool: &AnyPool, connections: u32) -> AnyPool {
-    pool.options()
-        .clone()
-        .max_connections(connections.max(1))
-        .min_connections(0)
-        .connect_lazy_with((*pool.connect_options()).clone())
 }
 
 /// **Many requests' reads as one query (PostgreSQL).** Each request's own query to the server

@@ -169,7 +169,7 @@ impl Metrics {
         );
         private.register(
             "db_pool_connections",
-            "Open database connections in this instance's pool",
+            "Open database connections of this instance (its pools of their own included)",
             Gauge::clone(&pool_size),
         );
         private.register(
@@ -179,7 +179,7 @@ impl Metrics {
         );
         private.register(
             "db_pool_max_connections",
-            "The pool's maximum size",
+            "The most connections this instance's pools may open",
             Gauge::clone(&pool_max),
         );
         private.register(
@@ -262,13 +262,12 @@ impl Metrics {
             return text;
         }
         let pool = &***db;
-        self.0.pool_size.set(i64::from(pool.size()));
+        let (open, idle, most) = db.connections();
+        self.0.pool_size.set(i64::from(open));
         self.0
             .pool_idle
-            .set(i64::try_from(pool.num_idle()).unwrap_or(i64::MAX));
-        self.0
-            .pool_max
-            .set(i64::from(pool.options().get_max_connections()));
+            .set(i64::try_from(idle).unwrap_or(i64::MAX));
+        self.0.pool_max.set(i64::from(most));
         let pending = sqlx::query(
             "SELECT COUNT(*) AS pending FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL",
         )
