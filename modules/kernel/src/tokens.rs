@@ -423,10 +423,16 @@ impl TokenKeys {
                 let (claims, narrowed) = self
                     .judges
                     .run(move || {
-                        let token =
-                            Biscuit::from_base64(token, public).map_err(|_| Rejection::Invalid)?;
+                        // The blocks are vetted before any signature is checked: a narrowing
+                        // the policy refuses costs its parsing alone, not a signature per
+                        // block. What passes is what the signatures then vouch for, byte for
+                        // byte.
+                        let token = UnverifiedBiscuit::from_base64(token)
+                            .map_err(|_| Rejection::Invalid)?;
+                        let narrowed = vet_narrowings(&token)?;
+                        let token = token.verify(public).map_err(|_| Rejection::Invalid)?;
                         let claims = authority_claims(&token, SESSION_PURPOSE)?;
-                        Ok((claims, Arc::new(vet_narrowings(&token)?)))
+                        Ok((claims, Arc::new(narrowed)))
                     })
                     .await?;
                 if claims.expires_at.is_some() {
@@ -554,9 +560,11 @@ impl Narrowed {
 /// The block's Datalog, parsed back into builder terms: how blocks are inspected without being
 /// run. The source of a block is bounded by the token's length.
 fn block_source(token: &Biscuit, index: usize) -> Result<BlockBuilder, Rejection> {
-    let source = token
-        .print_block_source(index)
-        .map_err(|_| Rejection::Invalid)?;
+    parsed(token.print_block_source(index))
+}
+
+fn parsed(source: Result<String, TokenError>) -> Result<BlockBuilder, Rejection> {
+    let source = source.map_err(|_| Rejection::Invalid)?;
     BlockBuilder::new()
         .code(source)
         .map_err(|_| Rejection::Invalid)
@@ -597,7 +605,10 @@ fn authority_claims(token: &Biscuit, wanted: &str) -> Result<Claims, Rejection> 
 /// Checks every appended block against the [`NarrowingPolicy`]; returns the token's checks
 /// as vetted (the authority block's, ours, and the holder's), and which of them read only
 /// `time`.
-fn vet_narrowings(token: &Biscuit) -> Result<Narrowed, Rejection> {
+///
+/// Reads the token before its signatures are checked (the caller checks them after): nothing
+/// here trusts what it reads, it only refuses.
+fn vet_narrowings(token: &UnverifiedBiscuit) -> Result<Narrowed, Rejection> {
     fn id(block: usize, check: usize) -> Result<(u32, u32), Rejection> {
         match (u32::try_from(block), u32::try_from(check)) {
             (Ok(block), Ok(check)) => Ok((block, check)),
@@ -605,19 +616,21 @@ fn vet_narrowings(token: &Biscuit) -> Result<Narrowed, Rejection> {
         }
     }
     let mut checks = Vec::new();
-    for (check_id, check) in block_source(token, 0)?.checks.into_iter().enumerate() {
+    for (check_id, check) in parsed(token.print_block_source(0))?
+        .checks
+        .into_iter()
+        .enumerate()
+    {
         checks.push((id(0, check_id)?, check));
     }
     let mut time_checks = Vec::new();
+    // Third-party blocks (signed by another key) are not narrowings; nor are blocks that trust
+    // other keys (their scopes, below). One entry per appended block.
+    if token.external_public_keys().iter().any(Option::is_some) {
+        return Err(Rejection::Invalid);
+    }
     for index in 1..token.block_count() {
-        // Third-party blocks and blocks that trust other keys are not narrowings.
-        let external = token
-            .block_external_key(index)
-            .map_err(|_| Rejection::Invalid)?;
-        if external.is_some() {
-            return Err(Rejection::Invalid);
-        }
-        let block = block_source(token, index)?;
+        let block = parsed(token.print_block_source(index))?;
         let plain = block.facts.is_empty()
             && block.rules.is_empty()
             && block.scopes.is_empty()
