@@ -41,8 +41,9 @@ const SALT_LEN: usize = 16;
 /// Jobs waiting for a worker, per worker, before callers wait to queue theirs.
 const QUEUE_PER_WORKER: usize = 64;
 /// How long a worker keeps its argon2 memory with no job to run. Logins in a burst reuse it; a
-/// server between bursts does not hold 7 MiB per core for nothing (BENCHMARKS.md, "memory").
-/// Made again, it is one allocation of a few microseconds, against a hash of about 15 ms.
+/// server between bursts does not hold 7 MiB per core for nothing (BENCHMARKS.md, "argon2's
+/// memory given back between bursts"). Made again, it costs the first hash after a pause the
+/// writing of 7 MiB of fresh pages, about a millisecond, against a hash of about 13 ms.
 pub const KEEP_MEMORY_IDLE: Duration = Duration::from_secs(2);
 
 /// How a credentials check ended.
