@@ -148,7 +148,17 @@ each_backend! {
         assert!(open > u32::from(postgres), "{open} connections open");
 
         db.close_when_stopped().await;
-        assert_eq!(db.connections().0, 0, "a connection is still open");
+        // sqlx's `close` returns once every connection is back, and one returned by a task
+        // still running (the session's "last used" write) may be a moment closing.
+        let mut open = db.connections().0;
+        for _ in 0..50 {
+            if open == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            open = db.connections().0;
+        }
+        assert_eq!(open, 0, "a connection is still open");
         if postgres {
             // The server agrees: no connection to this test's database is left but ours.
             use sqlx::Connection as _;
