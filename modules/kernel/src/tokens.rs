@@ -345,13 +345,11 @@ impl TokenKeys {
         if let Some(claims) = self.cookies.get(&digest) {
             return Ok(claims);
         }
-        let blocks = UnverifiedBiscuit::from_base64(token)
-            .map_err(|_| Rejection::Invalid)?
-            .block_count();
-        if blocks != 1 {
+        let token = UnverifiedBiscuit::from_base64(token).map_err(|_| Rejection::Invalid)?;
+        if token.block_count() != 1 {
             return Err(Rejection::Invalid);
         }
-        let token = Biscuit::from_base64(token, self.public).map_err(|_| Rejection::Invalid)?;
+        let token = token.verify(self.public).map_err(|_| Rejection::Invalid)?;
         let claims = authority_claims(&token, COOKIE_PURPOSE)?;
         if claims.expires_at.is_none() {
             return Err(Rejection::Invalid);
@@ -403,15 +401,15 @@ impl TokenKeys {
         if let Some((claims, narrowed)) = self.narrowed.get(&digest) {
             return Ok(Verified::Narrowed(claims, narrowed));
         }
-        // Decoding without the signatures costs microseconds and tells how many blocks there
-        // are, before any signature is checked.
-        let blocks = UnverifiedBiscuit::from_base64(token)
-            .map_err(|_| Rejection::Invalid)?
-            .block_count();
-        match blocks {
+        // Decoded once, without the signatures: it costs microseconds and tells how many blocks
+        // there are before any signature is checked; the signatures are checked on the decoded
+        // token.
+        let unverified = UnverifiedBiscuit::from_base64(token).map_err(|_| Rejection::Invalid)?;
+        match unverified.block_count() {
             1 => {
-                let token =
-                    Biscuit::from_base64(token, self.public).map_err(|_| Rejection::Invalid)?;
+                let token = unverified
+                    .verify(self.public)
+                    .map_err(|_| Rejection::Invalid)?;
                 let claims = authority_claims(&token, SESSION_PURPOSE)?;
                 if claims.expires_at.is_some() {
                     self.verified.insert(digest, claims.clone());
@@ -419,7 +417,7 @@ impl TokenKeys {
                 Ok(Verified::Plain(claims))
             }
             n if n <= 1 + MAX_NARROWINGS => {
-                let (public, token) = (self.public, token.to_owned());
+                let (public, token) = (self.public, unverified);
                 let (claims, narrowed) = self
                     .judges
                     .run(move || {
@@ -427,8 +425,6 @@ impl TokenKeys {
                         // the policy refuses costs its parsing alone, not a signature per
                         // block. What passes is what the signatures then vouch for, byte for
                         // byte.
-                        let token = UnverifiedBiscuit::from_base64(token)
-                            .map_err(|_| Rejection::Invalid)?;
                         let narrowed = vet_narrowings(&token)?;
                         let token = token.verify(public).map_err(|_| Rejection::Invalid)?;
                         let claims = authority_claims(&token, SESSION_PURPOSE)?;
