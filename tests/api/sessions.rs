@@ -252,4 +252,39 @@ each_backend! {
         app.profile(&token).await.assert_error(401, PROVIDE);
         assert_eq!(app.profile(&other).await.status.code, 200);
     }
+
+    /// A hash of other parameters (the previous version's one lane) is replaced at the next
+    /// login by one of this version's, of the same password. A failed login leaves it; nothing
+    /// else of the account changes: its sessions live on and its password is no newer.
+    async fn a_login_rehashes_a_hash_of_other_parameters(backend) {
+        let app = TestApp::new(&backend).await;
+        let token = app.register("sam").await;
+        let of_sam = |what: &str| format!("SELECT {what} AS n FROM users WHERE username = 'sam'");
+        let (changed, version) = (app.count(&of_sam("password_changed_at")).await, app.count(&of_sam("password_version")).await);
+        for legacy in [hash_of(PASSWORD, 7 * 1024, 5, 1), hash_of(PASSWORD, 7 * 1024, 5, 2), hash_of(PASSWORD, 19 * 1024, 2, 1)] {
+            app.sql(&format!("UPDATE users SET password_hash = '{legacy}' WHERE username = 'sam'")).await;
+            let kept = format!("SELECT COUNT(*) AS n FROM users WHERE username = 'sam' AND password_hash = '{legacy}'");
+            app.login("sam@example.com", "not-the-password").await.assert_error(401, "invalid credentials");
+            assert_eq!(app.count(&kept).await, 1, "a failed login replaced the hash");
+            app.login("sam@example.com", PASSWORD).await.assert_success(200, "successfully logged in");
+            assert_eq!(app.count(&kept).await, 0, "the hash of other parameters stayed");
+            let ours = "SELECT COUNT(*) AS n FROM users WHERE username = 'sam' \
+                        AND password_hash LIKE '$argon2id$v=19$m=7168,t=5,p=4$%'";
+            assert_eq!(app.count(ours).await, 1);
+            app.login("sam@example.com", PASSWORD).await.assert_success(200, "successfully logged in");
+            assert_eq!(app.count(&of_sam("password_changed_at")).await, changed);
+            assert_eq!(app.count(&of_sam("password_version")).await, version);
+            assert_eq!(app.profile(&token).await.status.code, 200, "the rehash ended a session");
+        }
+    }
+}
+
+/// An argon2id PHC string of `password` with the given parameters (a random salt).
+fn hash_of(password: &str, memory_kib: u32, passes: u32, lanes: u32) -> String {
+    use argon2::password_hash::PasswordHasher as _;
+    let params = argon2::Params::new(memory_kib, passes, lanes, None).expect("params");
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(password.as_bytes())
+        .expect("hash")
+        .to_string()
 }

@@ -164,10 +164,32 @@ fn passwords(c: &mut Criterion) {
     group.bench_function("hash", |b| {
         b.iter(|| runtime.block_on(passwords.hash(black_box("correct-horse".into()))))
     });
-    group.bench_function("verify (one thread)", |b| {
+    // What a login waits for: one verification, its lanes computed at once on the lanes' pool.
+    group.bench_function("verify (one hash, its lanes at once)", |b| {
         b.iter(|| {
             runtime
                 .block_on(passwords.verify(black_box("correct-horse".into()), Some(hash.clone())))
+        })
+    });
+    // What one verification costs in CPU: the same hash, every lane on one thread (the crate's
+    // own API on a pool of one thread). The login ceiling in BENCHMARKS.md is cores ÷ this.
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("one thread");
+    let phc = argon2::password_hash::phc::PasswordHash::new(&hash).expect("our PHC string");
+    let params = argon2::Params::try_from(&phc).expect("our parameters");
+    let salt = phc.salt.expect("a salt");
+    let argon2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    group.bench_function("verify (one thread)", |b| {
+        b.iter(|| {
+            one_thread.install(|| {
+                let mut out = [0u8; 32];
+                argon2
+                    .hash_password_into(black_box(b"correct-horse"), salt.as_ref(), &mut out)
+                    .expect("hash");
+                out
+            })
         })
     });
     // What the machine gives when every core hashes at once: one iteration is `cores`

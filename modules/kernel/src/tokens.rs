@@ -474,6 +474,7 @@ impl Judges {
     fn start() -> Result<Judges, Failure> {
         Workers::start(
             "stride-judge",
+            crate::workers::cores(),
             JUDGE_QUEUE,
             Priority::Lowered(JUDGE_PRIORITY),
             None,

@@ -812,6 +812,24 @@ pub async fn set_password(
     Ok(())
 }
 
+/// Stores `new`, a hash of the same password as `stored` with this version's parameters
+/// (`passwords::needs_rehash`), if `stored` is still the account's hash. Not a password change:
+/// the links and sessions issued for the password stay valid.
+pub async fn replace_password_hash(
+    conn: &mut AnyConnection,
+    id: i64,
+    stored: &str,
+    new: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
+        .bind(new)
+        .bind(id)
+        .bind(stored)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// What a user edits of their own profile (FitTrackee's five profile keys).
 #[derive(Debug, Clone, Default)]
 pub struct ProfileFields {

@@ -1,7 +1,7 @@
-//! Threads of their own for CPU-bound work that must not run on an async worker: one per core,
-//! below normal priority, fed through a bounded queue. The password hashes
-//! ([`crate::passwords`]) and the judging of narrowed tokens ([`crate::tokens`]) run on two such
-//! pools.
+//! Threads of their own for CPU-bound work that must not run on an async worker: one per core
+//! (or fewer, for jobs that use several cores each), below normal priority, fed through a
+//! bounded queue. The password hashes ([`crate::passwords`]) and the judging of narrowed tokens
+//! ([`crate::tokens`]) run on two such pools.
 //!
 //! Why not tokio's blocking pool: a job there finishes a moment before its thread is idle
 //! again, so the next job often starts a new thread, and each new thread took an allocator
@@ -43,20 +43,26 @@ pub(crate) struct Workers {
     queue: flume::Sender<Job>,
 }
 
+/// The cores this process may run on (2 when the system cannot tell).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 impl Workers {
-    /// Starts one thread per core, named `name-0`, `name-1`, …; up to `queue_per_worker` jobs
-    /// per thread wait in the queue before a caller waits for room. The threads end when the
-    /// pool is dropped.
+    /// Starts `threads` threads (at least one), named `name-0`, `name-1`, …; up to
+    /// `queue_per_worker` jobs per thread wait in the queue before a caller waits for room. The
+    /// threads end when the pool is dropped.
     pub(crate) fn start(
         name: &str,
+        threads: usize,
         queue_per_worker: usize,
         priority: Priority,
         when_idle: Option<WhenIdle>,
     ) -> std::io::Result<Workers> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (queue, jobs) = flume::bounded::<Job>(cores * queue_per_worker);
+        let threads = threads.max(1);
+        let (queue, jobs) = flume::bounded::<Job>(threads * queue_per_worker);
         let when_idle = when_idle.map(Arc::new);
-        for index in 0..cores {
+        for index in 0..threads {
             let (jobs, when_idle, pool) = (jobs.clone(), when_idle.clone(), name.to_owned());
             std::thread::Builder::new()
                 .name(format!("{name}-{index}"))
@@ -103,7 +109,8 @@ fn work(pool: &str, jobs: &flume::Receiver<Job>, priority: Priority, when_idle: 
     }
 }
 
-fn lower(priority: Priority) -> Result<(), String> {
+/// Lowers the calling thread's CPU priority to `priority`.
+pub(crate) fn lower(priority: Priority) -> Result<(), String> {
     match priority {
         #[cfg(target_os = "linux")]
         Priority::Idle => {
@@ -143,6 +150,7 @@ mod tests {
         let counted = Arc::clone(&idled);
         let workers = Workers::start(
             "stride-test-workers",
+            cores(),
             4,
             Priority::Lowered(23),
             Some(WhenIdle {
