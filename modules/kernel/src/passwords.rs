@@ -232,18 +232,11 @@ pub fn needs_rehash(stored: &str) -> bool {
     let Ok(phc) = PasswordHash::new(stored) else {
         return false;
     };
-    let current = argon2();
-    let params = Params::try_from(&phc);
+    let ours = (MEMORY_KIB, PASSES, LANES, Some(Params::DEFAULT_OUTPUT_LEN));
     phc.algorithm.as_str() != Algorithm::Argon2id.ident().as_str()
         || phc.version != Some(Version::V0x13.into())
-        || params.map_or(true, |p| {
-            (p.m_cost(), p.t_cost(), p.p_cost(), p.output_len())
-                != (
-                    current.params().m_cost(),
-                    current.params().t_cost(),
-                    current.params().p_cost(),
-                    Some(Params::DEFAULT_OUTPUT_LEN),
-                )
+        || Params::try_from(&phc).map_or(true, |p| {
+            (p.m_cost(), p.t_cost(), p.p_cost(), p.output_len()) != ours
         })
 }
 
