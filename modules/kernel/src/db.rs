@@ -73,7 +73,7 @@ impl rocket_db_pools::Pool for DbPool {
         if sqlite {
             // SQLite writes one transaction at a time, and each connection costs a thread and a
             // page cache: two per core are all the reads can use (BENCHMARKS.md, RSS).
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let cores = crate::workers::cores();
             let cap = u32::try_from(2 * cores).unwrap_or(u32::MAX);
             if max_connections > cap {
                 tracing::info!(
@@ -232,7 +232,7 @@ pub struct SqliteReader {
     path: std::path::PathBuf,
     idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
     /// Connections kept between reads: one per core is as many as can read at once. Counted
-    /// once: `available_parallelism` reads the cgroup's files on every call (an open, a read
+    /// once: [`crate::workers::cores`] reads the cgroup's files on every call (an open, a read
     /// and a close per request when it was asked at each read).
     idle_max: usize,
     closed: std::sync::atomic::AtomicBool,
@@ -243,7 +243,7 @@ impl SqliteReader {
         SqliteReader {
             path: path.into(),
             idle: std::sync::Mutex::new(Vec::new()),
-            idle_max: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            idle_max: crate::workers::cores(),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
     }

@@ -43,7 +43,8 @@ pub(crate) struct Workers {
     queue: flume::Sender<Job>,
 }
 
-/// The cores this process may run on (2 when the system cannot tell).
+/// The cores this process may run on (2 when the system cannot tell). Each call reads the
+/// cgroup's files (`available_parallelism`): count once, at start, not per request.
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
